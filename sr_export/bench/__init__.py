@@ -1,0 +1,1 @@
+"""Measuring: complexity, quality and speed."""

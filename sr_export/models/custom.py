@@ -1,0 +1,128 @@
+"""Bring-your-own models: ``path/to/file.py:ClassName``, ``package.module:ClassName``
+or a TorchScript file."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from sr_export.errors import SrExportError
+from sr_export.models.checkpoints import is_torchscript
+
+# Constructor arguments that mean "upscaling factor" in the wild.
+SCALE_ARGUMENT_NAMES = ("scale", "upscale", "upscale_factor", "upscaling_factor", "scale_factor", "sf")
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript", ".ptl")
+
+
+@dataclass(frozen=True)
+class ModelReference:
+    kind: Literal["file", "module", "torchscript"]
+    location: str  # absolute file path or dotted module name
+    class_name: str = ""
+
+    def __str__(self) -> str:
+        return self.location if self.kind == "torchscript" else f"{self.location}:{self.class_name}"
+
+
+def parse_reference(text: str) -> ModelReference | None:
+    """Recognise a bring-your-own model reference; None means 'a zoo name'."""
+    location, sep, class_name = text.rpartition(":")
+    if sep and class_name.isidentifier() and location:
+        if location.endswith(".py") or "/" in location or "\\" in location:
+            return ModelReference("file", str(Path(location).expanduser().resolve()), class_name)
+        return ModelReference("module", location, class_name)
+    path = Path(text).expanduser()
+    if text.lower().endswith(TORCHSCRIPT_SUFFIXES) or path.is_file():
+        return ModelReference("torchscript", str(path.resolve()))
+    return None
+
+
+def import_class(ref: ModelReference) -> type[nn.Module]:
+    if ref.kind == "file":
+        path = Path(ref.location)
+        if not path.is_file():
+            raise SrExportError(f"model file not found: {path}")
+        module_name = f"sr_export_user_{path.stem}_{abs(hash(str(path)))}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise SrExportError(f"cannot import {path}: not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        # The file may import siblings next to it, as it would when run directly.
+        sys.path.insert(0, str(path.parent))
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # user code: any failure is the user's to fix
+            raise SrExportError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            sys.path.remove(str(path.parent))
+    else:
+        try:
+            module = importlib.import_module(ref.location)
+        except Exception as exc:
+            raise SrExportError(f"cannot import module '{ref.location}': {type(exc).__name__}: {exc}") from exc
+    cls = getattr(module, ref.class_name, None)
+    if cls is None:
+        raise SrExportError(f"{ref.location} has no attribute '{ref.class_name}'")
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise SrExportError(f"{ref} is not a torch.nn.Module class")
+    return cls
+
+
+def instantiate(cls: type[nn.Module], kwargs: dict[str, Any], scale: int | None) -> nn.Module:
+    """Build ``cls(**kwargs)``, passing ``scale`` under whatever name the class uses for it."""
+    kwargs = dict(kwargs)
+    if scale is not None:
+        parameters = inspect.signature(cls.__init__).parameters
+        name = next((n for n in SCALE_ARGUMENT_NAMES if n in parameters), None)
+        if name and name not in kwargs:
+            kwargs[name] = scale
+    try:
+        return cls(**kwargs)
+    except Exception as exc:
+        raise SrExportError(
+            f"cannot build {cls.__name__}(**{kwargs}): {type(exc).__name__}: {exc}; "
+            "pass constructor arguments with --model-kwargs '{...}'"
+        ) from exc
+
+
+def load_torchscript(path: Path) -> nn.Module:
+    if not path.is_file():
+        raise SrExportError(f"model file not found: {path}")
+    if not is_torchscript(path):
+        raise SrExportError(
+            f"{path} is not a TorchScript archive; for a checkpoint pass --model NAME --weights {path}, "
+            "for your own code --model file.py:ClassName"
+        )
+    try:
+        return torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:
+        raise SrExportError(f"cannot load TorchScript file {path}: {exc}") from exc
+
+
+def probe_scale(module: nn.Module, in_channels: int, size: int = 32) -> int:
+    """Upscaling factor measured by running the model once on a small input."""
+    x = torch.rand(1, in_channels, size, size + 8)
+    try:
+        with torch.inference_mode():
+            y = module(x)
+    except Exception as exc:
+        raise SrExportError(
+            f"the model fails on a 1x{in_channels}x{size}x{size + 8} input ({type(exc).__name__}: {exc}); "
+            "check --in-channels and the model's size requirements"
+        ) from exc
+    if not isinstance(y, torch.Tensor) or y.dim() != 4:
+        raise SrExportError("the model must return one NCHW tensor")
+    scale_h, scale_w = y.shape[2] / x.shape[2], y.shape[3] / x.shape[3]
+    if scale_h != scale_w or scale_h != int(scale_h) or scale_h < 1:
+        raise SrExportError(
+            f"the model maps {tuple(x.shape[2:])} to {tuple(y.shape[2:])}: not an integer upscaling"
+        )
+    return int(scale_h)

@@ -1,0 +1,210 @@
+"""From what the user typed (model name or reference, weights, scale) to a ready model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sr_export.errors import SrExportError
+from sr_export.models import custom
+from sr_export.models.checkpoints import load_strict, read_state_dict, sha256_of
+from sr_export.models.registry import ColorMode, ModelSpec, OfficialWeights, get_spec, zoo
+from sr_export.models.weights import resolve_official
+
+DEFAULT_SCALE = 4
+RANDOM_INIT_SEED = 0  # random-init models must be rebuildable bit for bit (parity)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """How to feed a network and read its output."""
+
+    name: str
+    scale: int
+    in_channels: int = 3
+    data_range: float = 1.0
+    color: ColorMode = "rgb"
+    min_input_size: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """What the user asked for; stored in artifacts so the PyTorch reference can be rebuilt."""
+
+    model: str
+    scale: int | None = None
+    weights: str | None = None  # a path, "official", or None for random init
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    data_range: float | None = None
+    in_channels: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "kwargs": dict(self.kwargs)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelRequest:
+        known = {k: data[k] for k in ("model", "scale", "weights", "kwargs", "data_range", "in_channels") if k in data}
+        return cls(**known)
+
+
+@dataclass
+class LoadedModel:
+    module: nn.Module
+    info: ModelInfo
+    request: ModelRequest  # resolved: absolute paths, scale filled in
+    weights_path: Path | None = None
+    weights_sha256: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def random_init(self) -> bool:
+        return self.weights_path is None and not isinstance(self.module, torch.jit.ScriptModule)
+
+    @property
+    def params(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())
+
+
+def load_model(request: ModelRequest) -> LoadedModel:
+    if request.data_range is not None and request.data_range not in (1.0, 255.0):
+        raise SrExportError(f"--data-range must be 1 or 255, not {request.data_range:g}")
+    if request.scale is not None and not 1 <= request.scale <= 16:
+        raise SrExportError(f"--scale must be between 1 and 16, not {request.scale}")
+    reference = custom.parse_reference(request.model)
+    loaded = _load_zoo(request) if reference is None else _load_custom(request, reference)
+    loaded.module.eval()
+    if loaded.random_init:
+        loaded.notes.append(
+            f"no weights given: {loaded.info.name} is randomly initialised, so its output quality is meaningless "
+            "(fine for profiling and parity; pass --weights official or a checkpoint for real results)"
+        )
+    return loaded
+
+
+def _load_zoo(request: ModelRequest) -> LoadedModel:
+    spec = get_spec(request.model)
+    weights_path, official = _weights_file(spec, request)
+    state = read_state_dict(weights_path) if weights_path else None
+    sha = sha256_of(weights_path) if weights_path else None
+    official = official or _official_by_checksum(sha)
+
+    kwargs: dict[str, Any] = {**spec.kwargs, **request.kwargs}
+    scale, in_channels, info_spec, notes = request.scale, request.in_channels or spec.in_channels, spec, []
+    if state is not None and spec.detect is not None:
+        detected = spec.detect(state)
+        found_scale, in_channels = detected.pop("scale"), detected.pop("in_channels")
+        if scale is not None and scale != found_scale:
+            raise SrExportError(
+                f"{weights_path.name} is a x{found_scale} checkpoint but --scale {scale} was asked; "
+                f"use --scale {found_scale} or a x{scale} checkpoint"
+            )
+        scale = found_scale
+        kwargs.update(detected)
+        info_spec = _matching_member(spec, kwargs)
+        if info_spec is None:
+            info_spec = spec
+            notes.append(f"checkpoint holds a custom {spec.family} variant: {detected}")
+        elif info_spec.name != spec.name:
+            notes.append(f"checkpoint holds the '{info_spec.name}' variant ({info_spec.description})")
+    scale = scale or DEFAULT_SCALE
+    if scale not in spec.scales:
+        raise SrExportError(f"{spec.name} supports scales {', '.join(map(str, spec.scales))}, not {scale}")
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_INIT_SEED)
+        module = spec.build(scale=scale, in_channels=in_channels, **kwargs)
+    if state is not None:
+        load_strict(module, state, what=f"model '{spec.name}' x{scale} {_describe_kwargs(kwargs)}")
+
+    data_range = request.data_range or (official.data_range if official else None) or info_spec.data_range
+    info = ModelInfo(
+        name=info_spec.name,
+        scale=scale,
+        in_channels=in_channels,
+        data_range=float(data_range),
+        color=info_spec.color,
+        min_input_size=info_spec.min_input_size,
+    )
+    resolved = replace(
+        request,
+        scale=scale,
+        weights=str(weights_path) if weights_path else None,
+        data_range=info.data_range,
+        in_channels=in_channels,
+    )
+    return LoadedModel(module, info, resolved, weights_path, sha, notes)
+
+
+def _weights_file(spec: ModelSpec, request: ModelRequest) -> tuple[Path | None, OfficialWeights | None]:
+    if request.weights is None:
+        return None, None
+    if request.weights != "official":
+        return Path(request.weights).expanduser().resolve(), None
+    if not spec.official_weights:
+        raise SrExportError(f"{spec.name} has no official checkpoint; pass --weights path/to/checkpoint.pth")
+    scale = request.scale or (spec.official_weights[0].scale if len(spec.official_weights) == 1 else DEFAULT_SCALE)
+    official = spec.official_for(scale)
+    if official is None:
+        have = ", ".join(f"x{w.scale}" for w in spec.official_weights)
+        raise SrExportError(f"there is no official {spec.name} x{scale} checkpoint (official: {have})")
+    return resolve_official(official), official
+
+
+def _official_by_checksum(sha: str | None) -> OfficialWeights | None:
+    if sha is None:
+        return None
+    return next((w for s in zoo().values() for w in s.official_weights if w.sha256 == sha), None)
+
+
+def _matching_member(spec: ModelSpec, kwargs: Mapping[str, Any]) -> ModelSpec | None:
+    """The zoo member of the same family whose architecture kwargs equal ``kwargs``."""
+    if all(kwargs.get(k) == v for k, v in spec.kwargs.items()):
+        return spec
+    for other in zoo().values():
+        if other.family == spec.family and other.kwargs and all(kwargs.get(k) == v for k, v in other.kwargs.items()):
+            return other
+    return None
+
+
+def _describe_kwargs(kwargs: Mapping[str, Any]) -> str:
+    return "(" + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")" if kwargs else ""
+
+
+def _load_custom(request: ModelRequest, reference: custom.ModelReference) -> LoadedModel:
+    in_channels = request.in_channels or 3
+    weights_path = Path(request.weights).expanduser().resolve() if request.weights else None
+    if request.weights == "official":
+        raise SrExportError("--weights official only works with zoo models; pass a checkpoint path")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_INIT_SEED)
+        if reference.kind == "torchscript":
+            if weights_path:
+                raise SrExportError("a TorchScript file already holds its weights; drop --weights")
+            module = custom.load_torchscript(Path(reference.location))
+        else:
+            cls = custom.import_class(reference)
+            module = custom.instantiate(cls, dict(request.kwargs), request.scale)
+    sha = None
+    if weights_path:
+        load_strict(module, read_state_dict(weights_path), what=f"{reference}")
+        sha = sha256_of(weights_path)
+    module.eval()
+    min_size = int(getattr(module, "min_input_size", 1))
+    scale = custom.probe_scale(module, in_channels, size=max(32, min_size))
+    if request.scale is not None and request.scale != scale:
+        raise SrExportError(f"{reference} upscales x{scale} but --scale {request.scale} was asked")
+    name = reference.class_name.lower() if reference.class_name else Path(reference.location).stem
+    data_range = request.data_range or float(getattr(module, "data_range", 1.0))
+    info = ModelInfo(name=name, scale=scale, in_channels=in_channels, data_range=float(data_range),
+                     color="y" if in_channels == 1 else "rgb", min_input_size=min_size)
+    resolved = replace(request, model=str(reference), scale=scale, weights=str(weights_path) if weights_path else None,
+                       data_range=info.data_range, in_channels=in_channels)
+    return LoadedModel(module, info, resolved, weights_path, sha)

@@ -1,0 +1,75 @@
+"""Resolving ``--weights official`` to a verified local file.
+
+Lookup order: a local folder of already-downloaded checkpoints
+(``$SR_EXPORT_WEIGHTS_DIR``), then the cache (``$SR_EXPORT_CACHE``, default
+``~/.cache/sr-export``), then a download from the authors' URL into the cache.
+Every file is checked against its published sha256 before use.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from sr_export.errors import SrExportError
+from sr_export.io import atomic_path
+from sr_export.models.checkpoints import sha256_of
+from sr_export.models.registry import OfficialWeights
+
+WEIGHTS_DIR_ENV = "SR_EXPORT_WEIGHTS_DIR"
+CACHE_ENV = "SR_EXPORT_CACHE"
+
+
+def cache_dir() -> Path:
+    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "sr-export"
+    return Path(root) / "weights"
+
+
+def search_dirs() -> list[Path]:
+    dirs = []
+    if local := os.environ.get(WEIGHTS_DIR_ENV):
+        dirs.append(Path(local))
+    dirs.append(cache_dir())
+    return dirs
+
+
+def resolve_official(weights: OfficialWeights, *, download: bool = True) -> Path:
+    for folder in search_dirs():
+        for name in weights.accepted_names():
+            candidate = folder / name
+            if candidate.is_file():
+                _verify(candidate, weights)
+                return candidate
+    if not download:
+        raise SrExportError(
+            f"official {weights.model} x{weights.scale} checkpoint not found locally; "
+            f"put {weights.filename} in ${WEIGHTS_DIR_ENV} or allow the download from {weights.url}"
+        )
+    return _download(weights)
+
+
+def _verify(path: Path, weights: OfficialWeights) -> None:
+    actual = sha256_of(path)
+    if actual != weights.sha256:
+        raise SrExportError(
+            f"{path} is not the official {weights.model} x{weights.scale} checkpoint "
+            f"(sha256 {actual[:12]}... != {weights.sha256[:12]}...); delete or replace it"
+        )
+
+
+def _download(weights: OfficialWeights) -> Path:
+    target = cache_dir() / weights.filename
+    try:
+        with atomic_path(target) as tmp:
+            with urllib.request.urlopen(weights.url, timeout=60) as response, open(tmp, "wb") as out:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+            _verify(tmp, weights)
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise SrExportError(
+            f"could not download the official {weights.model} x{weights.scale} checkpoint from {weights.url} "
+            f"({exc}); download it by hand into ${WEIGHTS_DIR_ENV}"
+        ) from exc
+    return target
