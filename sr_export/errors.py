@@ -21,3 +21,9 @@ class MissingDependencyError(SrExportError):
         super().__init__(f"the Python package '{package}' is not installed{what}; install it with: {hint}")
         self.package = package
         self.extra = extra
+
+
+class CheckFailed(SrExportError):
+    """A check ran and the artifact failed it (exit status 1, not 2)."""
+
+    exit_code = 1

@@ -1,0 +1,39 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   - create .venv, install sr-export with CPU PyTorch, run the default sr-bench
+#   make test   - same environment plus test tools, run the whole suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# A CPU build of PyTorch. On machines whose pip does not have it locally, add
+# TORCH_INDEX=--index-url=https://download.pytorch.org/whl/cpu so pip never pulls a CUDA build.
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+# Official checkpoints and Set5 live beside the repository (never inside it).
+SHARED ?= $(abspath ../shared)
+export SR_EXPORT_SHARED ?= $(SHARED)
+export SR_EXPORT_WEIGHTS_DIR ?= $(SHARED)/weights
+
+.PHONY: demo test install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.torch: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet $(TORCH_INDEX) "$(TORCH)"
+	@touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/sr-bench --target cpu
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) sr-bench-out .pytest_cache

@@ -1,0 +1,173 @@
+"""Built artifacts and the metadata they carry.
+
+Every artifact knows what it is (model, scale, data range, colour, weights
+checksum, how to rebuild its PyTorch reference) so that later steps (parity,
+speed, evaluation) need nothing but the file. ONNX files hold the metadata in
+their ``metadata_props``; formats without a metadata slot get a sidecar
+``<file>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sr_export import __version__
+from sr_export.errors import SrExportError
+
+METADATA_KEY = "sr_export"
+SIDECAR_SUFFIX = ".json"
+EMBEDDED_FORMATS = {".onnx": "onnx"}
+
+
+@dataclass(frozen=True)
+class ArtifactMetadata:
+    model: str
+    scale: int
+    in_channels: int
+    data_range: float
+    color: str
+    min_input_size: int = 1
+    request: Mapping[str, Any] = field(default_factory=dict)  # ModelRequest as a dict
+    weights_sha256: str | None = None
+    random_init: bool = False
+    format: str = "onnx"
+    backend: str = "onnxruntime"
+    precision: str = "fp32"
+    layout: str = "NCHW"
+    input_name: str = "input"
+    output_name: str = "output"
+    input_shape: tuple[int | str, ...] = ()  # strings are dynamic dimensions
+    opset: int | None = None
+    simplified: bool = False
+    tool_version: str = __version__
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    notes: tuple[str, ...] = ()
+
+    @property
+    def dynamic(self) -> bool:
+        return any(isinstance(d, str) for d in self.input_shape[2:])
+
+    @property
+    def static_hw(self) -> tuple[int, int] | None:
+        if len(self.input_shape) == 4 and not self.dynamic:
+            return int(self.input_shape[2]), int(self.input_shape[3])
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["request"] = dict(self.request)
+        data["input_shape"] = list(self.input_shape)
+        data["notes"] = list(self.notes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ArtifactMetadata:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["input_shape"] = tuple(known.get("input_shape", ()))
+        known["notes"] = tuple(known.get("notes", ()))
+        return cls(**known)
+
+    def readable_props(self) -> dict[str, str]:
+        """Flat key/value pairs for tools (Netron, onnx.load) that show metadata_props."""
+        return {
+            "model": self.model,
+            "scale": str(self.scale),
+            "data_range": f"{self.data_range:g}",
+            "color": self.color,
+            "layout": f"{self.layout} {self.in_channels}-channel",
+            "weights_sha256": self.weights_sha256 or "none (random init)",
+            "tool": f"sr-export {self.tool_version}",
+        }
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    metadata: ArtifactMetadata
+
+    @property
+    def format(self) -> str:
+        return self.metadata.format
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def read_metadata(path: str | Path) -> ArtifactMetadata | None:
+    """The metadata an artifact carries, or None if it carries none (a foreign file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SrExportError(f"artifact not found: {path}")
+    if path.suffix.lower() == ".onnx":
+        import onnx
+
+        try:
+            proto = onnx.load(str(path), load_external_data=False)
+        except Exception as exc:
+            raise SrExportError(f"cannot read {path}: not a valid ONNX file ({type(exc).__name__})") from exc
+        props = {p.key: p.value for p in proto.metadata_props}
+        if METADATA_KEY in props:
+            return ArtifactMetadata.from_dict(json.loads(props[METADATA_KEY]))
+    sidecar = sidecar_path(path)
+    if sidecar.is_file():
+        return ArtifactMetadata.from_dict(json.loads(sidecar.read_text(encoding="utf-8")))
+    return None
+
+
+def embed_in_onnx(proto: Any, metadata: ArtifactMetadata) -> None:
+    """Store ``metadata`` in an ``onnx.ModelProto`` (replacing earlier sr-export entries)."""
+    props = {**metadata.readable_props(), METADATA_KEY: json.dumps(metadata.to_dict())}
+    kept = [p for p in proto.metadata_props if p.key not in props]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def open_artifact(path: str | Path, described: Any = None) -> Artifact:
+    """An artifact with its metadata; ``described`` (a LoadedModel) stands in for
+    the metadata of files made by other tools."""
+    path = Path(path)
+    metadata = read_metadata(path)
+    if metadata is None:
+        if described is None:
+            raise SrExportError(
+                f"{path} carries no sr-export metadata; pass --model (and --weights, --scale) to say what it holds"
+            )
+        metadata = _foreign_metadata(path, described)
+    return Artifact(path, metadata)
+
+
+def _foreign_metadata(path: Path, model: Any) -> ArtifactMetadata:
+    from sr_export.targets import backend_for_file
+
+    backend = backend_for_file(path)
+    input_shape: tuple[int | str, ...] = ()
+    if path.suffix.lower() == ".onnx":
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=False)
+        dims = proto.graph.input[0].type.tensor_type.shape.dim
+        input_shape = tuple(d.dim_param or (d.dim_value if d.dim_value > 0 else "?") for d in dims)
+    info = model.info
+    return ArtifactMetadata(
+        model=info.name,
+        scale=info.scale,
+        in_channels=info.in_channels,
+        data_range=info.data_range,
+        color=info.color,
+        min_input_size=info.min_input_size,
+        request=model.request.to_dict(),
+        weights_sha256=model.weights_sha256,
+        format=path.suffix.lower().lstrip("."),
+        backend=backend,
+        input_shape=input_shape,
+        notes=("made by another tool; metadata given on the command line",),
+    )

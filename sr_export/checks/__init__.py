@@ -1,0 +1,1 @@
+"""Checks that an artifact still computes what the PyTorch model computes."""

@@ -1,0 +1,165 @@
+"""Parity: run two runners on the same inputs and judge the difference.
+
+Tolerances are per precision. FP32 must agree to float rounding (PSNR between
+outputs >= 80 dB with the model's data range as peak); FP16 and INT8 bounds
+are looser and are what reduced-precision targets are held to.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sr_export.checks.inputs import ParityInput
+from sr_export.errors import SrExportError
+from sr_export.io import write_text_atomic
+from sr_export.targets.base import Runner
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    min_psnr_db: float
+    max_abs_error: float  # as a fraction of the data range
+
+
+TOLERANCES: dict[str, Tolerance] = {
+    "fp32": Tolerance(min_psnr_db=80.0, max_abs_error=1e-3),
+    "fp16": Tolerance(min_psnr_db=50.0, max_abs_error=2e-2),
+    "int8": Tolerance(min_psnr_db=30.0, max_abs_error=0.25),
+}
+
+
+def tolerance_for(precision: str) -> Tolerance:
+    if precision not in TOLERANCES:
+        raise SrExportError(f"no parity tolerance for precision '{precision}'; known: {', '.join(TOLERANCES)}")
+    return TOLERANCES[precision]
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    name: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    max_abs_error: float
+    mean_abs_error: float
+    psnr_db: float  # math.inf when the outputs are identical
+    passed: bool
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        # JSON has no infinity; identical outputs are reported as null + a flag.
+        data["psnr_db"] = None if math.isinf(self.psnr_db) else round(self.psnr_db, 3)
+        data["identical"] = math.isinf(self.psnr_db)
+        return data
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    candidate: str
+    reference: str
+    precision: str
+    data_range: float
+    tolerance: Tolerance
+    cases: tuple[CaseResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.cases) and all(c.passed for c in self.cases)
+
+    @property
+    def worst_psnr_db(self) -> float:
+        return min(c.psnr_db for c in self.cases)
+
+    @property
+    def worst_max_abs_error(self) -> float:
+        return max(c.max_abs_error for c in self.cases)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "candidate": self.candidate,
+            "reference": self.reference,
+            "precision": self.precision,
+            "data_range": self.data_range,
+            "tolerance": asdict(self.tolerance),
+            "passed": self.passed,
+            "cases": [c.to_dict() for c in self.cases],
+        }
+
+    def write_junit(self, path: str | Path) -> None:
+        suite = ET.Element(
+            "testsuite",
+            name=f"sr-export parity: {self.candidate} vs {self.reference}",
+            tests=str(len(self.cases)),
+            failures=str(sum(not c.passed for c in self.cases)),
+        )
+        for case in self.cases:
+            element = ET.SubElement(suite, "testcase", classname="sr_export.parity", name=case.name)
+            summary = (
+                f"max|diff| {case.max_abs_error:.3g}, mean|diff| {case.mean_abs_error:.3g}, "
+                f"PSNR {format_psnr(case.psnr_db)} dB"
+            )
+            if case.passed:
+                ET.SubElement(element, "system-out").text = summary
+            else:
+                ET.SubElement(element, "failure", message=case.reason).text = summary
+        ET.indent(suite)
+        write_text_atomic(path, ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n")
+
+
+def format_psnr(psnr_db: float) -> str:
+    return "inf" if math.isinf(psnr_db) else f"{psnr_db:.1f}"
+
+
+def output_difference(candidate: np.ndarray, reference: np.ndarray, data_range: float) -> tuple[float, float, float]:
+    """(max |diff|, mean |diff|, PSNR in dB with ``data_range`` as peak)."""
+    diff = np.abs(candidate.astype(np.float64) - reference.astype(np.float64))
+    mse = float(np.mean(diff**2))
+    psnr = math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
+    return float(diff.max()), float(diff.mean()), psnr
+
+
+def judge(max_abs: float, psnr: float, data_range: float, tolerance: Tolerance) -> str:
+    """Empty string when within tolerance, else why not."""
+    problems = []
+    if psnr < tolerance.min_psnr_db:
+        problems.append(f"PSNR {psnr:.1f} dB < {tolerance.min_psnr_db:g} dB")
+    if max_abs > tolerance.max_abs_error * data_range:
+        problems.append(f"max|diff| {max_abs:.3g} > {tolerance.max_abs_error * data_range:.3g}")
+    if not np.isfinite(max_abs):
+        problems.append("output holds NaN or infinity")
+    return "; ".join(problems)
+
+
+def run_parity(
+    candidate: Runner,
+    reference: Runner,
+    inputs: Sequence[ParityInput],
+    *,
+    data_range: float,
+    precision: str = "fp32",
+    tolerance: Tolerance | None = None,
+    progress: Any = None,
+) -> ParityReport:
+    tolerance = tolerance or tolerance_for(precision)
+    cases = []
+    for case in inputs:
+        got, want = candidate.infer(case.batch), reference.infer(case.batch)
+        if got.shape != want.shape:
+            cases.append(
+                CaseResult(case.name, case.batch.shape, got.shape, math.inf, math.inf, -math.inf, False,
+                           f"output shape {got.shape} != reference {want.shape}")
+            )
+        else:
+            max_abs, mean_abs, psnr = output_difference(got, want, data_range)
+            reason = judge(max_abs, psnr, data_range, tolerance)
+            cases.append(CaseResult(case.name, case.batch.shape, got.shape, max_abs, mean_abs, psnr, not reason, reason))
+        if progress is not None:
+            progress()
+    return ParityReport(candidate.name, reference.name, precision, data_range, tolerance, tuple(cases))

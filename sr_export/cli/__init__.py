@@ -1,0 +1,1 @@
+"""Command-line tools: sr-export and sr-bench."""

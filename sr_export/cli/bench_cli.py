@@ -1,0 +1,287 @@
+"""``sr-bench``: complexity, quality and speed, and the one-command demo."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sr_export import __version__
+from sr_export.cli import common
+from sr_export.errors import CheckFailed, SrExportError
+
+DEFAULT_OUT_DIR = Path("sr-bench-out")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sr-bench",
+        description="Measure SR models and their artifacts. Without a command: run a benchmark suite "
+        "(export, parity, profile, speed, quality) on a target.",
+    )
+    parser.add_argument("--version", action="version", version=f"sr-bench {__version__}")
+    parser.add_argument("--target", default="cpu", help="target profile name or .toml path (default: cpu)")
+    parser.add_argument("--suite", default="default", help="benchmark suite name or .toml path (default: default)")
+    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR, help="where artifacts and results go")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    profile = commands.add_parser("profile", help="params, FLOPs, activations, #conv (AIM counter and ONNX graph)")
+    common.add_model_arguments(profile)
+    profile.add_argument("--input", default="3x256x256", help="LR input CxHxW (default 3x256x256, as AIM/NTIRE)")
+    profile.add_argument("--no-graph", action="store_true", help="skip the ONNX-graph count")
+    common.add_json_argument(profile, "profile")
+    profile.set_defaults(handler=cmd_profile)
+
+    evaluate = commands.add_parser("eval", help="PSNR / SSIM (Y and RGB) on a dataset")
+    source = evaluate.add_argument_group("what to evaluate (an artifact, or a model run in PyTorch)")
+    source.add_argument("--artifact", type=Path, help="exported artifact (e.g. model.onnx)")
+    common.add_model_arguments(evaluate, required=False)
+    evaluate.add_argument("--dataset", required=True, help="folder (HR/ and optional LR_bicubic/X{s}/) or 'builtin'")
+    evaluate.add_argument("--threads", type=int, help="CPU threads")
+    common.add_json_argument(evaluate, "scores")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    speed = commands.add_parser("speed", help="latency of PyTorch eager and of artifacts, side by side")
+    common.add_model_arguments(speed, required=False)
+    speed.add_argument("--artifact", type=Path, action="append", default=[], help="artifact to time (repeatable)")
+    speed.add_argument("--sizes", type=common.sizes_argument, metavar="HxW,...",
+                       help="LR sizes (default: the target profile's, 256x256,360x640 for cpu)")
+    speed.add_argument("--warmup", type=int, help="untimed runs first (default: the profile's)")
+    speed.add_argument("--runs", type=int, help="timed runs (default: the profile's)")
+    speed.add_argument("--threads", type=int, help="CPU threads for every runner (default: the profile's)")
+    speed.add_argument("--no-pytorch", action="store_true", help="do not time PyTorch eager")
+    speed.add_argument("--plot", type=Path, metavar="PNG", help="write a latency chart")
+    common.add_json_argument(speed, "timings")
+    speed.set_defaults(handler=cmd_speed)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return common.run(_main, argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        return cmd_suite(args)
+    return args.handler(args)
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from sr_export.bench.profile import profile_model
+    from sr_export.cli.tables import graph_ops_table, profile_table
+
+    console = common.stderr_console() if args.json == "-" else common.stdout_console()
+    channels_hw = _chw(args.input)
+    model = common.load_requested_model(args, common.stderr_console())
+    with common.stderr_console().status("counting"):
+        report = profile_model(model, (1, *channels_hw), with_graph=not args.no_graph)
+    console.print(profile_table(report))
+    if report.aim_unavailable:
+        common.warn(console, f"AIM counter unavailable: {report.aim_unavailable}")
+    ops = graph_ops_table(report)
+    if ops is not None:
+        console.print(ops)
+    if report.graph and report.graph.uncounted:
+        common.warn(console, f"ONNX ops counted as zero work: {', '.join(report.graph.uncounted)}")
+    common.emit_json(report.to_dict(), args.json, console)
+    return 0
+
+
+def _chw(text: str) -> tuple[int, int, int]:
+    try:
+        values = tuple(int(v) for v in text.lower().split("x"))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) < 1:
+        raise SrExportError(f"--input '{text}' is not CxHxW, e.g. 3x256x256")
+    return values  # type: ignore[return-value]
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from sr_export.bench.evaluate import evaluate
+    from sr_export.cli.tables import eval_table
+    from sr_export.data.datasets import load_dataset
+
+    console = common.stderr_console()
+    runner, info = _runner_for_eval(args, console)
+    if args.scale is not None and args.scale != info.scale:
+        raise SrExportError(f"the artifact is x{info.scale} but --scale {args.scale} was asked")
+    pairs = load_dataset(args.dataset, info.scale)
+    with common.progress_bar(console) as progress:
+        task = progress.add_task(f"{info.name} x{info.scale} on {Path(args.dataset).name}", total=len(pairs))
+        report = evaluate(runner, info, pairs, dataset=str(args.dataset), progress=lambda: progress.advance(task))
+    out = common.stderr_console() if args.json == "-" else common.stdout_console()
+    out.print(eval_table(report))
+    common.emit_json(report.to_dict(), args.json, out)
+    return 0
+
+
+def _runner_for_eval(args: argparse.Namespace, console: Any) -> tuple[Any, Any]:
+    from sr_export.artifacts import open_artifact
+    from sr_export.cli.export_cli import _info_from_metadata
+    from sr_export.targets import open_runner
+    from sr_export.targets.pytorch import PyTorchRunner
+
+    if args.artifact is None and args.model is None:
+        raise SrExportError("give --artifact FILE or --model NAME (with --weights) to evaluate")
+    if args.artifact is not None:
+        described = common.load_requested_model(args, console) if args.model else None
+        artifact = open_artifact(args.artifact, described)
+        if artifact.metadata.random_init:
+            common.warn(console, f"{args.artifact} was exported from a randomly initialised model")
+        return open_runner(artifact, threads=args.threads), _info_from_metadata(artifact.metadata)
+    model = common.load_requested_model(args, console)
+    return PyTorchRunner(model, args.threads), model.info
+
+
+def cmd_speed(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from sr_export.artifacts import Artifact, open_artifact
+    from sr_export.bench.speed import measure
+    from sr_export.cli.tables import speed_table
+    from sr_export.models.loader import ModelRequest, load_model
+    from sr_export.targets import get_target, open_runner
+    from sr_export.targets.profiles import load_profile
+    from sr_export.targets.pytorch import PyTorchRunner
+
+    console = common.stderr_console()
+    profile = load_profile(args.target)
+    threads = args.threads if args.threads is not None else profile.threads
+    model = common.load_requested_model(args, console) if args.model else None
+    artifacts = [open_artifact(path, model) for path in args.artifact]
+    if model is None and not artifacts:
+        raise SrExportError("give --model NAME and/or --artifact FILE to time")
+    if model is None and not args.no_pytorch:
+        with console.status("rebuilding the PyTorch model from the artifact's metadata"):
+            model = load_model(ModelRequest.from_dict(artifacts[0].metadata.request))
+    runners: dict[str, Any] = {}
+    if model is not None and not args.no_pytorch:
+        runners["pytorch"] = PyTorchRunner(model, threads)
+    with tempfile.TemporaryDirectory(prefix="sr-bench-") as scratch:
+        if not artifacts and model is not None:
+            artifacts = [_export_for_timing(model, Path(scratch), console)]
+        for artifact in artifacts:
+            target = get_target(profile.backend) if artifact.metadata.backend == profile.backend else None
+            built = target.build(artifact, Path(scratch), precision=profile.precision) if target else artifact
+            label = f"{built.metadata.backend}:{built.path.name}"
+            runners[label] = open_runner(built, threads=threads)
+        info = model.info if model is not None else _metadata_info(artifacts[0])
+        sizes = args.sizes or list(profile.input_sizes)
+        warmup = profile.warmup if args.warmup is None else args.warmup
+        runs = profile.runs if args.runs is None else args.runs
+        if runs < 1:
+            raise SrExportError("--runs must be at least 1")
+        with common.progress_bar(console) as progress:
+            task = progress.add_task("timing", total=runs * len(runners) * len(sizes))
+            report = measure(runners, info, sizes, warmup=warmup, runs=runs, threads=threads,
+                             progress=lambda: progress.advance(task))
+    out = common.stderr_console() if args.json == "-" else common.stdout_console()
+    out.print(speed_table(report, f"{info.name} x{info.scale}: latency on {profile.name} ({threads or 'all'} threads)"))
+    if args.plot:
+        from sr_export.bench.plots import latency_chart
+
+        groups = [f"{h}x{w}" for h, w in dict.fromkeys(t.input_hw for t in report.timings)]
+        series = {r: [t.median_s * 1e3 for t in report.timings if t.runner == r] for r in runners}
+        latency_chart(groups, series, args.plot, title=f"{info.name} x{info.scale} latency")
+        out.print(f"wrote {args.plot}")
+    common.emit_json({"model": info.name, "scale": info.scale, **report.to_dict()}, args.json, out)
+    return 0
+
+
+def _export_for_timing(model: Any, folder: Path, console: Any) -> Any:
+    import onnx
+
+    from sr_export.artifacts import Artifact
+    from sr_export.export.onnx import ExportOptions, default_filename, export_onnx
+
+    with console.status(f"exporting {model.info.name} to ONNX for timing"):
+        exported = export_onnx(model, ExportOptions())
+    path = folder / default_filename(model)
+    onnx.save(exported.proto, str(path))
+    return Artifact(path, exported.metadata)
+
+
+def _metadata_info(artifact: Any) -> Any:
+    from sr_export.cli.export_cli import _info_from_metadata
+
+    return _info_from_metadata(artifact.metadata)
+
+
+def cmd_suite(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from sr_export.bench.plots import latency_chart
+    from sr_export.bench.suite import environment, load_suite, run_model
+    from sr_export.checks.parity import format_psnr
+    from sr_export.io import write_json_atomic
+    from sr_export.targets.profiles import load_profile
+
+    console = common.stderr_console()
+    profile = load_profile(args.target)
+    suite = load_suite(args.suite)
+    if profile.device != "local":
+        raise SrExportError(f"target '{profile.name}' runs on device '{profile.device}', which this version cannot reach")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with common.progress_bar(console) as progress:
+        task = progress.add_task(f"suite '{suite.name}' on {profile.name}", total=len(suite.models))
+        for entry in suite.models:
+            rows.append(run_model(entry, suite, profile, args.out_dir,
+                                  lambda text: progress.update(task, description=text)))
+            progress.advance(task)
+
+    table = Table(title=f"sr-bench: suite '{suite.name}' on target '{profile.name}' ({profile.description})",
+                  title_justify="left", header_style="bold")
+    for column in ("model", "params", "AIM GFLOPs", "graph GFLOPs", "parity PSNR", "PyTorch ms",
+                   f"{profile.name} ms", "speedup", f"PSNR-Y ({suite.dataset})", "SSIM-Y"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in rows:
+        pt, tg = row.speed["pytorch"], row.speed[profile.name]
+        parity = ("[green]" if row.parity_passed else "[red]") + format_psnr(row.parity_worst_psnr_db) + " dB"
+        table.add_row(
+            f"{row.model} x{row.scale}", f"{row.params:,}",
+            f"{row.aim_flops / 1e9:.2f}" if row.aim_flops is not None else "n/a",
+            f"{row.graph_flops / 1e9:.2f}" if row.graph_flops is not None else "n/a",
+            parity, f"{pt['median_ms']:.0f}", f"{tg['median_ms']:.0f}", f"{row.speedup:.2f}x",
+            f"{row.psnr_y:.2f}", f"{row.ssim_y:.4f}",
+        )
+    out = common.stdout_console()
+    out.print(table)
+    size = suite.speed_sizes[0]
+    out.print(f"FLOPs at 1x3x{suite.profile_input[1]}x{suite.profile_input[2]}; latency = median of {suite.runs} runs "
+              f"at LR {size[0]}x{size[1]}; parity = worst PSNR between outputs over the built-in inputs.")
+
+    stem = f"{suite.name}-{profile.name}"
+    results = {
+        "suite": suite.name,
+        "target": {"name": profile.name, "backend": profile.backend, "precision": profile.precision,
+                   "threads": profile.threads},
+        "environment": environment(),
+        "rows": [_row_dict(row) for row in rows],
+    }
+    json_path = write_json_atomic(args.out_dir / f"{stem}.json", results)
+    chart = latency_chart(
+        [f"{r.model} x{r.scale}" for r in rows],
+        {"pytorch": [r.speed["pytorch"]["median_ms"] for r in rows],
+         profile.name: [r.speed[profile.name]["median_ms"] for r in rows]},
+        args.out_dir / f"{stem}-latency.png",
+        title=f"median latency, LR {size[0]}x{size[1]}, {profile.name}",
+    )
+    out.print(f"wrote {json_path} and {chart}")
+    failed = [f"{r.model} x{r.scale}" for r in rows if not r.parity_passed]
+    if failed:
+        raise CheckFailed(f"parity failed for {', '.join(failed)}")
+    return 0
+
+
+def _row_dict(row: Any) -> dict[str, Any]:
+    import math
+    from dataclasses import asdict
+
+    data = asdict(row)
+    if math.isinf(data["parity_worst_psnr_db"]):
+        data["parity_worst_psnr_db"] = None
+    return data

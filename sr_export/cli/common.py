@@ -1,0 +1,154 @@
+"""What both command-line tools share: model arguments, error handling, output.
+
+Nothing heavy is imported at module level: ``sr-export --help`` must not pay
+for torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sr_export.errors import SrExportError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from sr_export.models.loader import ModelRequest
+
+DEBUG_ENV = "SR_EXPORT_DEBUG"
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--model",
+        required=required,
+        help="zoo name (see `sr-export models`), path/to/file.py:ClassName, package.module:ClassName "
+        "or a TorchScript file",
+    )
+    group.add_argument("--scale", type=int, help="upscaling factor (default: read off the checkpoint, else 4)")
+    group.add_argument("--weights", help="checkpoint path, or 'official' for the authors' published weights")
+    group.add_argument("--model-kwargs", default="{}", help="JSON object of constructor arguments")
+    group.add_argument("--data-range", type=float, help="input/output range the model expects: 1 or 255")
+    group.add_argument("--in-channels", type=int, help="input channels (3 RGB, 1 luma)")
+
+
+def request_from_args(args: argparse.Namespace) -> ModelRequest:
+    from sr_export.models.loader import ModelRequest
+
+    try:
+        kwargs = json.loads(args.model_kwargs or "{}")
+    except json.JSONDecodeError as exc:
+        raise SrExportError(f"--model-kwargs is not valid JSON ({exc.msg}); e.g. --model-kwargs '{{\"nf\": 64}}'") from exc
+    if not isinstance(kwargs, dict):
+        raise SrExportError("--model-kwargs must be a JSON object, e.g. '{\"nf\": 64}'")
+    return ModelRequest(
+        model=args.model,
+        scale=args.scale,
+        weights=args.weights,
+        kwargs=kwargs,
+        data_range=args.data_range,
+        in_channels=args.in_channels,
+    )
+
+
+def load_requested_model(args: argparse.Namespace, console: Console) -> Any:
+    from sr_export.models.loader import load_model
+
+    with console.status(f"loading {args.model}"):
+        model = load_model(request_from_args(args))
+    for note in model.notes:
+        warn(console, note)
+    return model
+
+
+def size_argument(text: str) -> tuple[int, int]:
+    from sr_export.targets.profiles import parse_size
+
+    try:
+        return parse_size(text)
+    except SrExportError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def sizes_argument(text: str) -> list[tuple[int, int]]:
+    return [size_argument(part) for part in text.split(",") if part.strip()]
+
+
+def stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def stdout_console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def warn(console: Console, message: str) -> None:
+    console.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
+
+
+def emit_json(data: Any, destination: str | None, console: Console) -> None:
+    """Write ``data`` as JSON to a file (atomically) or to stdout for '-'."""
+    if destination is None:
+        return
+    from sr_export.io import _json_default, write_json_atomic
+
+    if destination == "-":
+        sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
+    else:
+        write_json_atomic(destination, data)
+        console.print(f"wrote {destination}")
+
+
+def add_json_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--json", nargs="?", const="-", metavar="PATH", help=f"write the {what} as JSON to PATH (stdout if no PATH)"
+    )
+
+
+def progress_bar(console: Console) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    )
+
+
+def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Run a CLI entry point: user errors become one line on stderr and a non-zero status."""
+    try:
+        return main(argv)
+    except SrExportError as exc:
+        _print_error(str(exc))
+        return getattr(exc, "exit_code", 2)
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        return 130
+    except Exception as exc:  # a bug: still one line, with the way to see more
+        if os.environ.get(DEBUG_ENV):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        _print_error(f"internal error: {type(exc).__name__}: {first} (set {DEBUG_ENV}=1 for the traceback)")
+        return 3
+
+
+def _print_error(message: str) -> None:
+    sys.stderr.write(f"error: {' '.join(message.split())}\n")
+
+
+def existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"file not found: {text}")
+    return path

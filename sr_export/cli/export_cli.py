@@ -1,0 +1,213 @@
+"""``sr-export``: export models and check artifacts."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sr_export import __version__
+from sr_export.cli import common
+from sr_export.errors import CheckFailed, SrExportError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sr-export",
+        description="Export PyTorch super-resolution models and prove the artifacts match.",
+    )
+    parser.add_argument("--version", action="version", version=f"sr-export {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    onnx = commands.add_parser("onnx", help="trace a model to a simplified, parity-checked ONNX file")
+    common.add_model_arguments(onnx)
+    onnx.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    shape = onnx.add_mutually_exclusive_group()
+    shape.add_argument("--shape", type=common.size_argument, metavar="HxW", help="fixed LR input size")
+    shape.add_argument("--dynamic", action="store_true", help="dynamic height/width (the default)")
+    onnx.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+    onnx.add_argument("--no-check", action="store_true", help="skip the parity check against PyTorch")
+    onnx.add_argument("-o", "--output", type=Path, help="output file (default: <model>_x<scale>.onnx)")
+    common.add_json_argument(onnx, "export report (metadata and parity)")
+    onnx.set_defaults(handler=cmd_onnx)
+
+    check = commands.add_parser("check", help="parity of an artifact against PyTorch or another artifact")
+    check.add_argument("artifact", type=Path)
+    check.add_argument("--against", default="pytorch", help="'pytorch' (default) or a reference artifact")
+    check.add_argument("--images", type=Path, help="folder of LR images (default: built-in photos)")
+    check.add_argument("--sizes", type=common.sizes_argument, metavar="HxW,...",
+                       help="LR sizes for built-in images (default 64x64,45x71)")
+    check.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="tolerance set (default: artifact's)")
+    check.add_argument("--threads", type=int, help="CPU threads for the runtimes")
+    check.add_argument("--junit", type=Path, metavar="PATH", help="write a JUnit XML report")
+    common.add_json_argument(check, "parity report")
+    common.add_model_arguments(check, required=False)
+    check.set_defaults(handler=cmd_check)
+
+    models = commands.add_parser("models", help="list the model zoo")
+    common.add_json_argument(models, "zoo listing")
+    models.set_defaults(handler=cmd_models)
+
+    info = commands.add_parser("info", help="show the metadata an artifact carries")
+    info.add_argument("artifact", type=Path)
+    info.set_defaults(handler=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return common.run(_main, argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+def cmd_onnx(args: argparse.Namespace) -> int:
+    import onnx
+
+    from sr_export.artifacts import Artifact
+    from sr_export.export.onnx import ExportOptions, default_filename, export_onnx
+    from sr_export.io import atomic_path
+
+    console = common.stderr_console()
+    model = common.load_requested_model(args, console)
+    options = ExportOptions(opset=args.opset, shape=args.shape, simplify=not args.no_simplify)
+    with console.status(f"exporting {model.info.name} x{model.info.scale} to ONNX (opset {args.opset})"):
+        exported = export_onnx(model, options)
+    for note in exported.notes[len(model.notes):]:
+        common.warn(console, note)
+    output = args.output or Path(default_filename(model))
+    report: dict[str, Any] = {"artifact": str(output), "metadata": exported.metadata.to_dict()}
+    with atomic_path(output) as tmp:
+        onnx.save(exported.proto, str(tmp))
+        if not args.no_check:
+            parity = _parity_against_pytorch(Artifact(tmp, exported.metadata), model, console)
+            report["parity"] = parity.to_dict()
+            if not parity.passed:
+                common.emit_json(report, args.json, console)
+                raise CheckFailed(
+                    f"parity check failed (worst PSNR {parity.worst_psnr_db:.1f} dB); {output} was not written "
+                    "(--no-check writes it anyway)"
+                )
+    size_kb = output.stat().st_size / 1024
+    shape = "dynamic HxW" if options.shape is None else f"{options.shape[0]}x{options.shape[1]}"
+    simplified = "simplified" if exported.metadata.simplified else "not simplified"
+    console.print(f"[green]wrote[/green] {output} ({size_kb:.0f} KiB, opset {args.opset}, {shape}, {simplified})")
+    common.emit_json(report, args.json, console)
+    return 0
+
+
+def _parity_against_pytorch(artifact: Any, model: Any, console: Any, images: Path | None = None) -> Any:
+    from sr_export.checks.inputs import builtin_parity_inputs, folder_parity_inputs
+    from sr_export.checks.parity import run_parity
+    from sr_export.cli.tables import parity_table
+    from sr_export.targets import open_runner
+    from sr_export.targets.pytorch import PyTorchRunner
+
+    static = artifact.metadata.static_hw
+    inputs = (
+        folder_parity_inputs(model.info, images, static)
+        if images
+        else builtin_parity_inputs(model.info, [static] if static else None)
+    )
+    with console.status("checking parity against PyTorch"):
+        report = run_parity(
+            open_runner(artifact), PyTorchRunner(model), inputs,
+            data_range=model.info.data_range, precision=artifact.metadata.precision,
+        )
+    console.print(parity_table(report))
+    return report
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from sr_export.artifacts import open_artifact
+    from sr_export.checks.inputs import builtin_parity_inputs, folder_parity_inputs
+    from sr_export.checks.parity import run_parity
+    from sr_export.cli.tables import parity_table
+    from sr_export.models.loader import ModelRequest, load_model
+    from sr_export.targets import open_runner
+    from sr_export.targets.pytorch import PyTorchRunner
+
+    console = common.stderr_console()
+    described = common.load_requested_model(args, console) if args.model else None
+    artifact = open_artifact(args.artifact, described)
+    meta = artifact.metadata
+    if args.against == "pytorch":
+        model = described
+        if model is None:
+            with console.status("rebuilding the PyTorch reference from the artifact's metadata"):
+                model = load_model(ModelRequest.from_dict(meta.request))
+            if meta.weights_sha256 and model.weights_sha256 != meta.weights_sha256:
+                raise SrExportError(
+                    f"the checkpoint {model.weights_path} changed since {args.artifact.name} was exported "
+                    "(sha256 differs); pass --model/--weights for the reference"
+                )
+        reference = PyTorchRunner(model, args.threads)
+        info = model.info
+    else:
+        reference_artifact = open_artifact(Path(args.against), described)
+        reference = open_runner(reference_artifact, threads=args.threads)
+        info = _info_from_metadata(meta)
+    candidate = open_runner(artifact, threads=args.threads)
+    static = meta.static_hw
+    if args.images:
+        inputs = folder_parity_inputs(info, args.images, static)
+    else:
+        inputs = builtin_parity_inputs(info, [static] if static else args.sizes)
+    precision = args.precision or meta.precision
+    with common.progress_bar(console) as progress:
+        task = progress.add_task(f"parity {artifact.path.name}", total=len(inputs))
+        report = run_parity(candidate, reference, inputs, data_range=info.data_range, precision=precision,
+                            progress=lambda: progress.advance(task))
+    console.print(parity_table(report))
+    common.emit_json({"artifact": str(artifact.path), **report.to_dict()}, args.json, console)
+    if args.junit:
+        report.write_junit(args.junit)
+        console.print(f"wrote {args.junit}")
+    if not report.passed:
+        raise CheckFailed(f"parity check failed for {artifact.path} (worst PSNR {report.worst_psnr_db:.1f} dB)")
+    return 0
+
+
+def _info_from_metadata(meta: Any) -> Any:
+    from sr_export.models.loader import ModelInfo
+
+    return ModelInfo(meta.model, meta.scale, meta.in_channels, meta.data_range, meta.color, meta.min_input_size)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from sr_export.models.registry import zoo
+
+    rows = []
+    for spec in zoo().values():
+        official = ", ".join(f"x{w.scale}" for w in spec.official_weights) or "-"
+        rows.append({
+            "name": spec.name, "description": spec.description, "scales": list(spec.scales),
+            "data_range": spec.data_range, "color": spec.color, "official_weights": official,
+        })
+    console = common.stdout_console() if args.json is None else common.stderr_console()
+    table = Table(title="sr-export model zoo", title_justify="left", header_style="bold")
+    for column in ("name", "description", "scales", "range", "input", "official weights"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row["description"], ",".join(map(str, row["scales"])),
+                      f"[0,{row['data_range']:g}]", row["color"].upper(), row["official_weights"])
+    console.print(table)
+    common.emit_json(rows, args.json, console)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import json
+
+    from sr_export.artifacts import read_metadata
+
+    metadata = read_metadata(args.artifact)
+    if metadata is None:
+        raise SrExportError(f"{args.artifact} carries no sr-export metadata (not exported by sr-export)")
+    print(json.dumps(metadata.to_dict(), indent=2))
+    return 0

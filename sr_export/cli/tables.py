@@ -1,0 +1,102 @@
+"""Rich tables for the reports (the JSON forms come from each report's ``to_dict``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from sr_export.bench.evaluate import EvalReport
+    from sr_export.bench.profile import ProfileReport
+    from sr_export.bench.speed import SpeedReport
+    from sr_export.checks.parity import ParityReport
+
+
+def _table(title: str) -> Table:
+    from rich.table import Table
+
+    return Table(title=title, title_justify="left", header_style="bold")
+
+
+def parity_table(report: ParityReport) -> Table:
+    from sr_export.checks.parity import format_psnr
+
+    verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
+    tol = report.tolerance
+    table = _table(
+        f"parity {verdict}: {report.candidate} vs {report.reference} "
+        f"({report.precision}: PSNR >= {tol.min_psnr_db:g} dB, max|diff| <= {tol.max_abs_error * report.data_range:.3g})"
+    )
+    for column in ("input", "LR size", "max |diff|", "mean |diff|", "PSNR (dB)", ""):
+        table.add_column(column, justify="left" if column in ("input", "") else "right")
+    for case in report.cases:
+        table.add_row(
+            case.name,
+            "x".join(map(str, case.input_shape[2:])),
+            f"{case.max_abs_error:.3g}",
+            f"{case.mean_abs_error:.3g}",
+            format_psnr(case.psnr_db),
+            "ok" if case.passed else f"[red]{case.reason}[/red]",
+        )
+    return table
+
+
+def profile_table(report: ProfileReport) -> Table:
+    table = _table(f"{report.model} x{report.scale}, input {'x'.join(map(str, report.input_shape[1:]))}")
+    table.add_column("")
+    table.add_column("AIM/NTIRE counter\n(conv + activation modules)", justify="right")
+    table.add_column("ONNX graph\n(every op)", justify="right")
+    aim, graph = report.aim, report.graph
+    na = "n/a"
+    rows = [
+        ("params", aim.params if aim else None, graph.params if graph else None),
+        ("FLOPs (MACs)", aim.flops if aim else None, graph.flops if graph else None),
+        ("activations", aim.activations if aim else None, graph.conv_activations if graph else None),
+        ("#conv", aim.conv_count if aim else None, graph.conv_count if graph else None),
+    ]
+    for label, left, right in rows:
+        table.add_row(label, f"{left:,}" if left is not None else na, f"{right:,}" if right is not None else na)
+    if graph:
+        table.add_row("  of which MACs", "", f"{graph.macs:,}")
+        table.add_row("  of which other ops", "", f"{graph.other_ops:,}")
+    return table
+
+
+def graph_ops_table(report: ProfileReport, limit: int = 12) -> Table | None:
+    if not report.graph:
+        return None
+    table = _table("ONNX graph by op type")
+    for column in ("op", "calls", "MACs", "other ops"):
+        table.add_column(column, justify="left" if column == "op" else "right")
+    for row in report.graph.by_op[:limit]:
+        table.add_row(row.op_type, str(row.calls), f"{row.macs:,}", f"{row.elementwise:,}")
+    return table
+
+
+def eval_table(report: EvalReport) -> Table:
+    table = _table(f"{report.runner} on {report.dataset} x{report.scale}")
+    for column in ("image", "LR", "PSNR-Y", "SSIM-Y", "PSNR-RGB", "SSIM-RGB"):
+        table.add_column(column, justify="left" if column == "image" else "right")
+    for image in report.images:
+        s = image.scores
+        table.add_row(image.name, f"{image.lr_size[1]}x{image.lr_size[0]}", f"{s.psnr_y:.3f}", f"{s.ssim_y:.4f}",
+                      f"{s.psnr_rgb:.3f}", f"{s.ssim_rgb:.4f}")
+    m = report.mean
+    table.add_row("[bold]mean[/bold]", "", f"[bold]{m.psnr_y:.3f}[/bold]", f"{m.ssim_y:.4f}", f"{m.psnr_rgb:.3f}",
+                  f"{m.ssim_rgb:.4f}")
+    return table
+
+
+def speed_table(report: SpeedReport, title: str) -> Table:
+    table = _table(title)
+    for column in ("runner", "LR (HxW)", "median ms", "p90 ms", "min ms", "FPS", "out MP/s", "speedup"):
+        table.add_column(column, justify="left" if column == "runner" else "right")
+    baseline = report.timings[0].runner
+    for t in report.timings:
+        table.add_row(
+            t.runner, f"{t.input_hw[0]}x{t.input_hw[1]}", f"{t.median_s * 1e3:.1f}", f"{t.p90_s * 1e3:.1f}",
+            f"{t.min_s * 1e3:.1f}", f"{t.fps:.2f}", f"{t.output_mpix_per_s:.3f}",
+            f"{report.speedup(t.runner, baseline, t.input_hw):.2f}x",
+        )
+    return table

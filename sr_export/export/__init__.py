@@ -1,0 +1,1 @@
+"""PyTorch -> ONNX: trace, check, simplify, stamp metadata."""

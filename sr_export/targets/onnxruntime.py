@@ -1,0 +1,87 @@
+"""ONNX Runtime on the CPU: the embedded default target and every other target's reference."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from sr_export.artifacts import Artifact
+from sr_export.errors import SrExportError
+from sr_export.targets.base import Target
+
+
+class OnnxRuntimeRunner:
+    def __init__(self, artifact: Artifact, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # keep ORT's warnings off the user's terminal
+        try:
+            self._session = ort.InferenceSession(
+                str(artifact.path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise SrExportError(f"ONNX Runtime cannot load {artifact.path}: {_first_line(exc)}") from exc
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1:
+            raise SrExportError(f"{artifact.path} has {len(inputs)} inputs; an SR model takes one image tensor")
+        self._input_name = inputs[0].name
+        self._input_shape: list[Any] = list(inputs[0].shape)
+        self._output_name = outputs[0].name
+        self.name = f"onnxruntime-cpu {artifact.metadata.precision}"
+        self.threads = threads
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        self._check_shape(batch.shape)
+        try:
+            (output,) = self._session.run([self._output_name], {self._input_name: np.ascontiguousarray(batch, np.float32)})
+        except Exception as exc:
+            raise SrExportError(f"ONNX Runtime failed on a {_shape(batch.shape)} input: {_first_line(exc)}") from exc
+        return output
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        expected = self._input_shape
+        fits = len(shape) == len(expected) and all(
+            not isinstance(e, int) or e <= 0 or e == s for e, s in zip(expected, shape)
+        )
+        if not fits:
+            wanted = "x".join(str(e) if isinstance(e, int) else "?" for e in expected)
+            raise SrExportError(
+                f"input {_shape(shape)} does not fit the model's input {wanted}; "
+                "re-export with --dynamic or feed that size"
+            )
+
+
+class OnnxRuntimeTarget(Target):
+    name: ClassVar[str] = "onnxruntime"
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+
+    def build(self, onnx_artifact: Artifact, output: Path | None, *, precision: str = "fp32") -> Artifact:
+        # ONNX Runtime runs the exported file as it is.
+        if precision not in self.precisions:
+            raise SrExportError(f"the onnxruntime target runs {', '.join(self.precisions)}, not {precision}")
+        return onnx_artifact
+
+    def load(self, artifact: Artifact, *, threads: int | None = None) -> OnnxRuntimeRunner:
+        return OnnxRuntimeRunner(artifact, threads)
+
+    def describe(self) -> dict[str, str]:
+        import onnxruntime as ort
+
+        return {"runtime": f"onnxruntime {ort.__version__}", "device": f"CPU ({platform.machine()})"}
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
