@@ -87,6 +87,10 @@ class SuiteRow:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def target_label(profile: TargetProfile) -> str:
+    return f"{profile.backend} ({profile.name})"
+
+
 def environment() -> dict[str, str]:
     import numpy
     import onnx
@@ -151,7 +155,7 @@ def run_model(
     complexity = profile_model(model, (1, info.in_channels, *suite.profile_input[1:]),
                                onnx_model=exported.proto)
     step(f"{label}: timing")
-    speed = measure({"pytorch": reference, profile.name: runner}, info, suite.speed_sizes,
+    speed = measure({"pytorch": reference, target_label(profile): runner}, info, suite.speed_sizes,
                     warmup=suite.warmup, runs=suite.runs, threads=profile.threads)
     step(f"{label}: evaluating on {suite.dataset}")
     quality = evaluate(runner, info, load_dataset(suite.dataset, info.scale), dataset=suite.dataset)
@@ -166,7 +170,7 @@ def run_model(
         parity_passed=parity.passed,
         parity_worst_psnr_db=parity.worst_psnr_db,
         speed={t.runner: t.to_dict() for t in speed.timings if t.input_hw == first_size},
-        speedup=speed.speedup(profile.name, "pytorch", first_size),
+        speedup=speed.speedup(target_label(profile), "pytorch", first_size),
         psnr_y=quality.mean.psnr_y,
         ssim_y=quality.mean.ssim_y,
         details={

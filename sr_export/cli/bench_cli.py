@@ -214,7 +214,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from sr_export.bench.plots import latency_chart
-    from sr_export.bench.suite import environment, load_suite, run_model
+    from sr_export.bench.suite import environment, load_suite, run_model, target_label
     from sr_export.checks.parity import format_psnr
     from sr_export.io import write_json_atomic
     from sr_export.targets.profiles import load_profile
@@ -235,11 +235,12 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
     table = Table(title=f"sr-bench: suite '{suite.name}' on target '{profile.name}' ({profile.description})",
                   title_justify="left", header_style="bold")
+    label = target_label(profile)
     for column in ("model", "params", "AIM GFLOPs", "graph GFLOPs", "parity PSNR", "PyTorch ms",
-                   f"{profile.name} ms", "speedup", f"PSNR-Y ({suite.dataset})", "SSIM-Y"):
+                   f"{label} ms", "speedup", f"PSNR-Y ({suite.dataset})", "SSIM-Y"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for row in rows:
-        pt, tg = row.speed["pytorch"], row.speed[profile.name]
+        pt, tg = row.speed["pytorch"], row.speed[label]
         parity = ("[green]" if row.parity_passed else "[red]") + format_psnr(row.parity_worst_psnr_db) + " dB"
         table.add_row(
             f"{row.model} x{row.scale}", f"{row.params:,}",
@@ -266,7 +267,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
     chart = latency_chart(
         [f"{r.model} x{r.scale}" for r in rows],
         {"pytorch": [r.speed["pytorch"]["median_ms"] for r in rows],
-         profile.name: [r.speed[profile.name]["median_ms"] for r in rows]},
+         label: [r.speed[label]["median_ms"] for r in rows]},
         args.out_dir / f"{stem}-latency.png",
         title=f"median latency, LR {size[0]}x{size[1]}, {profile.name}",
     )

@@ -81,16 +81,20 @@ def sizes_argument(text: str) -> list[tuple[int, int]]:
     return [size_argument(part) for part in text.split(",") if part.strip()]
 
 
+# Tables are wide; when output goes to a file or CI log, do not wrap them at 80 columns.
+_LOG_WIDTH = 200
+
+
 def stderr_console() -> Console:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else _LOG_WIDTH)
 
 
 def stdout_console() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, width=None if sys.stdout.isatty() else _LOG_WIDTH)
 
 
 def warn(console: Console, message: str) -> None:

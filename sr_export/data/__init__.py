@@ -1,0 +1,1 @@
+"""Images, datasets, colour conversion and MATLAB-compatible resizing."""
