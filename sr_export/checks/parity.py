@@ -54,9 +54,12 @@ class CaseResult:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        # JSON has no infinity; identical outputs are reported as null + a flag.
-        data["psnr_db"] = None if math.isinf(self.psnr_db) else round(self.psnr_db, 3)
-        data["identical"] = math.isinf(self.psnr_db)
+        # JSON has no infinity: identical outputs get psnr_db null and identical true;
+        # errors that could not be measured (shape mismatch) are null too.
+        data["psnr_db"] = round(self.psnr_db, 3) if math.isfinite(self.psnr_db) else None
+        data["identical"] = self.psnr_db == math.inf
+        for key in ("max_abs_error", "mean_abs_error"):
+            data[key] = data[key] if math.isfinite(data[key]) else None
         return data
 
 
