@@ -136,6 +136,10 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
     except SrExportError as exc:
         _print_error(str(exc))
         return getattr(exc, "exit_code", 2)
+    except OSError as exc:  # disk full, permissions, a folder where a file should be
+        where = f": {exc.filename}" if exc.filename else ""
+        _print_error(f"{exc.strerror or exc}{where}")
+        return 2
     except KeyboardInterrupt:
         _print_error("interrupted")
         return 130

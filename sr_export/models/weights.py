@@ -50,11 +50,11 @@ def resolve_official(weights: OfficialWeights, *, download: bool = True) -> Path
     return _download(weights)
 
 
-def _verify(path: Path, weights: OfficialWeights) -> None:
+def _verify(path: Path, weights: OfficialWeights, shown_as: str | None = None) -> None:
     actual = sha256_of(path)
     if actual != weights.sha256:
         raise SrExportError(
-            f"{path} is not the official {weights.model} x{weights.scale} checkpoint "
+            f"{shown_as or path} is not the official {weights.model} x{weights.scale} checkpoint "
             f"(sha256 {actual[:12]}... != {weights.sha256[:12]}...); delete or replace it"
         )
 
@@ -66,7 +66,7 @@ def _download(weights: OfficialWeights) -> Path:
             with urllib.request.urlopen(weights.url, timeout=60) as response, open(tmp, "wb") as out:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
-            _verify(tmp, weights)
+            _verify(tmp, weights, shown_as=f"the file downloaded from {weights.url}")
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         raise SrExportError(
             f"could not download the official {weights.model} x{weights.scale} checkpoint from {weights.url} "
