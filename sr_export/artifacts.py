@@ -66,6 +66,29 @@ class ArtifactMetadata:
         return data
 
     @classmethod
+    def for_model(cls, model: Any, **fields: Any) -> ArtifactMetadata:
+        """Metadata describing ``model`` (a LoadedModel), plus artifact-specific ``fields``."""
+        info = model.info
+        return cls(
+            model=info.name,
+            scale=info.scale,
+            in_channels=info.in_channels,
+            data_range=info.data_range,
+            color=info.color,
+            min_input_size=info.min_input_size,
+            request=model.request.to_dict(),
+            weights_sha256=model.weights_sha256,
+            random_init=model.random_init,
+            **fields,
+        )
+
+    def model_info(self) -> Any:
+        """The :class:`~sr_export.models.loader.ModelInfo` this artifact was made from."""
+        from sr_export.models.loader import ModelInfo
+
+        return ModelInfo(self.model, self.scale, self.in_channels, self.data_range, self.color, self.min_input_size)
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ArtifactMetadata:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["input_shape"] = tuple(known.get("input_shape", ()))
@@ -156,16 +179,8 @@ def _foreign_metadata(path: Path, model: Any) -> ArtifactMetadata:
         proto = onnx.load(str(path), load_external_data=False)
         dims = proto.graph.input[0].type.tensor_type.shape.dim
         input_shape = tuple(d.dim_param or (d.dim_value if d.dim_value > 0 else "?") for d in dims)
-    info = model.info
-    return ArtifactMetadata(
-        model=info.name,
-        scale=info.scale,
-        in_channels=info.in_channels,
-        data_range=info.data_range,
-        color=info.color,
-        min_input_size=info.min_input_size,
-        request=model.request.to_dict(),
-        weights_sha256=model.weights_sha256,
+    return ArtifactMetadata.for_model(
+        model,
         format=path.suffix.lower().lstrip("."),
         backend=backend,
         input_shape=input_shape,

@@ -7,6 +7,7 @@ evaluate on the suite's images; one row per model.
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from collections.abc import Callable
@@ -106,7 +107,7 @@ def environment() -> dict[str, str]:
         "numpy": numpy.__version__,
         "machine": platform.machine(),
         "processor": platform.processor() or platform.machine(),
-        "cpu_count": str(__import__("os").cpu_count()),
+        "cpu_count": str(os.cpu_count()),
         "system": platform.platform(),
     }
 

@@ -15,7 +15,7 @@ DEFAULT_OUT_DIR = Path("sr-bench-out")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = common.ArgumentParser(
         prog="sr-bench",
         description="Measure SR models and their artifacts. Without a command: run a benchmark suite "
         "(export, parity, profile, speed, quality) on a target.",
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", default="cpu", help="target profile name or .toml path (default: cpu)")
     parser.add_argument("--suite", default="default", help="benchmark suite name or .toml path (default: default)")
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR, help="where artifacts and results go")
+    parser.set_defaults(handler=cmd_suite)  # plain `sr-bench` runs the suite
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     profile = commands.add_parser("profile", help="params, FLOPs, activations, #conv (AIM counter and ONNX graph)")
@@ -58,14 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return common.run(_main, argv)
-
-
-def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command is None:
-        return cmd_suite(args)
-    return args.handler(args)
+    return common.run(build_parser, argv)
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -120,7 +114,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _runner_for_eval(args: argparse.Namespace, console: Any) -> tuple[Any, Any]:
     from sr_export.artifacts import open_artifact
-    from sr_export.cli.export_cli import _info_from_metadata
     from sr_export.targets import open_runner
     from sr_export.targets.pytorch import PyTorchRunner
 
@@ -131,7 +124,7 @@ def _runner_for_eval(args: argparse.Namespace, console: Any) -> tuple[Any, Any]:
         artifact = open_artifact(args.artifact, described)
         if artifact.metadata.random_init:
             common.warn(console, f"{args.artifact} was exported from a randomly initialised model")
-        return open_runner(artifact, threads=args.threads), _info_from_metadata(artifact.metadata)
+        return open_runner(artifact, threads=args.threads), artifact.metadata.model_info()
     model = common.load_requested_model(args, console)
     return PyTorchRunner(model, args.threads), model.info
 
@@ -139,7 +132,7 @@ def _runner_for_eval(args: argparse.Namespace, console: Any) -> tuple[Any, Any]:
 def cmd_speed(args: argparse.Namespace) -> int:
     import tempfile
 
-    from sr_export.artifacts import Artifact, open_artifact
+    from sr_export.artifacts import open_artifact
     from sr_export.bench.speed import measure
     from sr_export.cli.tables import speed_table
     from sr_export.models.loader import ModelRequest, load_model
@@ -168,7 +161,7 @@ def cmd_speed(args: argparse.Namespace) -> int:
             built = target.build(artifact, Path(scratch), precision=profile.precision) if target else artifact
             label = f"{built.metadata.backend}:{built.path.name}"
             runners[label] = open_runner(built, threads=threads)
-        info = model.info if model is not None else _metadata_info(artifacts[0])
+        info = model.info if model is not None else artifacts[0].metadata.model_info()
         sizes = args.sizes or list(profile.input_sizes)
         warmup = profile.warmup if args.warmup is None else args.warmup
         runs = profile.runs if args.runs is None else args.runs
@@ -203,11 +196,6 @@ def _export_for_timing(model: Any, folder: Path, console: Any) -> Any:
     onnx.save(exported.proto, str(path))
     return Artifact(path, exported.metadata)
 
-
-def _metadata_info(artifact: Any) -> Any:
-    from sr_export.cli.export_cli import _info_from_metadata
-
-    return _info_from_metadata(artifact.metadata)
 
 
 def cmd_suite(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sr_export.errors import SrExportError
 
@@ -22,6 +22,14 @@ if TYPE_CHECKING:
     from sr_export.models.loader import ModelRequest
 
 DEBUG_ENV = "SR_EXPORT_DEBUG"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one 'error:' line like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        _print_error(f"{message} (see {self.prog} --help)")
+        raise SystemExit(2)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -129,10 +137,12 @@ def progress_bar(console: Console) -> Any:
     )
 
 
-def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Run a CLI entry point: user errors become one line on stderr and a non-zero status."""
+def run(build_parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen handler; user errors become one line on stderr
+    and a non-zero status (2 bad input, 1 failed check, 3 a bug)."""
     try:
-        return main(argv)
+        args = build_parser().parse_args(argv)
+        return args.handler(args)
     except SrExportError as exc:
         _print_error(str(exc))
         return getattr(exc, "exit_code", 2)

@@ -13,7 +13,7 @@ from sr_export.errors import CheckFailed, SrExportError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = common.ArgumentParser(
         prog="sr-export",
         description="Export PyTorch super-resolution models and prove the artifacts match.",
     )
@@ -56,12 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return common.run(_main, argv)
-
-
-def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    return common.run(build_parser, argv)
 
 
 def cmd_onnx(args: argparse.Namespace) -> int:
@@ -149,7 +144,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         reference_artifact = open_artifact(Path(args.against), described)
         reference = open_runner(reference_artifact, threads=args.threads)
-        info = _info_from_metadata(meta)
+        info = meta.model_info()
     candidate = open_runner(artifact, threads=args.threads)
     static = meta.static_hw
     if args.images:
@@ -170,11 +165,6 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise CheckFailed(f"parity check failed for {artifact.path} (worst PSNR {report.worst_psnr_db:.1f} dB)")
     return 0
 
-
-def _info_from_metadata(meta: Any) -> Any:
-    from sr_export.models.loader import ModelInfo
-
-    return ModelInfo(meta.model, meta.scale, meta.in_channels, meta.data_range, meta.color, meta.min_input_size)
 
 
 def cmd_models(args: argparse.Namespace) -> int:

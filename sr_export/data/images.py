@@ -32,16 +32,6 @@ def read_image(path: str | Path) -> np.ndarray:
         ) from exc
 
 
-def write_image(path: str | Path, rgb: np.ndarray) -> None:
-    from PIL import Image
-
-    from sr_export.io import atomic_path
-
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        Image.fromarray(rgb).save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
-
-
 def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():

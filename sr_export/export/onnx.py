@@ -53,16 +53,8 @@ def export_onnx(model: LoadedModel, options: ExportOptions = ExportOptions()) ->
         if note:
             notes.append(note)
     dims = proto.graph.input[0].type.tensor_type.shape.dim
-    metadata = ArtifactMetadata(
-        model=info.name,
-        scale=info.scale,
-        in_channels=info.in_channels,
-        data_range=info.data_range,
-        color=info.color,
-        min_input_size=info.min_input_size,
-        request=model.request.to_dict(),
-        weights_sha256=model.weights_sha256,
-        random_init=model.random_init,
+    metadata = ArtifactMetadata.for_model(
+        model,
         format="onnx",
         backend="onnxruntime",
         precision="fp32",

@@ -16,7 +16,6 @@ from sr_export.errors import MissingDependencyError, SrExportError
 from sr_export.targets.base import Runner, Target
 
 
-
 @dataclass(frozen=True)
 class Backend:
     location: str  # "module:Class" of the Target subclass

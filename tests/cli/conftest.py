@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import pytest
 
@@ -20,25 +21,21 @@ class Result:
         return lines[0]
 
 
+def _invoke(main: Callable[[Sequence[str]], int], capsys: pytest.CaptureFixture[str], *args: object) -> Result:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return Result(code, captured.out, captured.err)
+
+
 @pytest.fixture
 def sr_export(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
     from sr_export.cli.export_cli import main
 
-    def run(*args: str) -> Result:
-        code = main([str(a) for a in args])
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
+    return partial(_invoke, main, capsys)
 
 
 @pytest.fixture
 def sr_bench(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
     from sr_export.cli.bench_cli import main
 
-    def run(*args: str) -> Result:
-        code = main([str(a) for a in args])
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
+    return partial(_invoke, main, capsys)
