@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,13 +21,13 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     atomic; on any exception it is removed and ``target`` is left untouched.
     """
     target = Path(target)
+    # Not tempfile.mkstemp: its files are private (0600); artifacts get the user's umask.
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        open(tmp, "xb").close()
     except OSError as exc:
         raise SrExportError(f"cannot write {target}: {exc.strerror or exc}") from exc
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -49,8 +49,8 @@ def write_json_atomic(target: str | os.PathLike[str], data: Any) -> Path:
 def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
+    if getattr(value, "ndim", 0) > 0 and hasattr(value, "tolist"):  # numpy arrays
+        return value.tolist()
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
     raise TypeError(f"cannot serialise {type(value).__name__} to JSON")

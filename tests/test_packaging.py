@@ -53,3 +53,4 @@ def test_installed_wheel_finds_its_bundled_profiles(wheel: Path, tmp_path: Path)
                          cwd=tmp_path).stdout.split()
     assert out[0].startswith(str(target))
     assert out[1] == "onnxruntime"
+

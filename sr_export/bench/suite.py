@@ -92,6 +92,16 @@ def target_label(profile: TargetProfile) -> str:
     return f"{profile.backend} ({profile.name})"
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment() -> dict[str, str]:
     import numpy
     import onnx
@@ -106,7 +116,7 @@ def environment() -> dict[str, str]:
         "onnxruntime": onnxruntime.__version__,
         "numpy": numpy.__version__,
         "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "cpu_count": str(os.cpu_count()),
         "system": platform.platform(),
     }
