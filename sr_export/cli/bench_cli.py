@@ -121,7 +121,8 @@ def _runner_for_eval(args: argparse.Namespace, console: Any) -> tuple[Any, Any]:
         raise SrExportError("give --artifact FILE or --model NAME (with --weights) to evaluate")
     if args.artifact is not None:
         described = common.load_requested_model(args, console) if args.model else None
-        artifact = open_artifact(args.artifact, described)
+        artifact = open_artifact(args.artifact, described, measure=True, data_range=args.data_range,
+                                 in_channels=args.in_channels)
         if artifact.metadata.random_init:
             common.warn(console, f"{args.artifact} was exported from a randomly initialised model")
         return open_runner(artifact, threads=args.threads), artifact.metadata.model_info()
@@ -144,10 +145,13 @@ def cmd_speed(args: argparse.Namespace) -> int:
     profile = load_profile(args.target)
     threads = args.threads if args.threads is not None else profile.threads
     model = common.load_requested_model(args, console) if args.model else None
-    artifacts = [open_artifact(path, model) for path in args.artifact]
+    artifacts = [open_artifact(path, model, measure=True, data_range=args.data_range, in_channels=args.in_channels)
+                 for path in args.artifact]
     if model is None and not artifacts:
         raise SrExportError("give --model NAME and/or --artifact FILE to time")
-    if model is None and not args.no_pytorch:
+    if model is None and not args.no_pytorch and not artifacts[0].metadata.request:
+        common.warn(console, f"{artifacts[0].path} records no PyTorch model; timing the artifacts only")
+    elif model is None and not args.no_pytorch:
         with console.status("rebuilding the PyTorch model from the artifact's metadata"):
             model = load_model(ModelRequest.from_dict(artifacts[0].metadata.request))
     runners: dict[str, Any] = {}

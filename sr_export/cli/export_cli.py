@@ -127,10 +127,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     console = common.stderr_console()
     described = common.load_requested_model(args, console) if args.model else None
-    artifact = open_artifact(args.artifact, described)
+    by_artifact = args.against != "pytorch"
+    measured = {"measure": by_artifact, "data_range": args.data_range, "in_channels": args.in_channels}
+    artifact = open_artifact(args.artifact, described, **measured)
     meta = artifact.metadata
-    if args.against == "pytorch":
+    if not by_artifact:
         model = described
+        if model is None and not meta.request:
+            raise SrExportError(f"{args.artifact} records no model to rebuild; pass --model for the PyTorch reference")
         if model is None:
             with console.status("rebuilding the PyTorch reference from the artifact's metadata"):
                 model = load_model(ModelRequest.from_dict(meta.request))
@@ -142,7 +146,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         reference = PyTorchRunner(model, args.threads)
         info = model.info
     else:
-        reference_artifact = open_artifact(Path(args.against), described)
+        reference_artifact = open_artifact(Path(args.against), described, **measured)
         reference = open_runner(reference_artifact, threads=args.threads)
         info = meta.model_info()
     candidate = open_runner(artifact, threads=args.threads)

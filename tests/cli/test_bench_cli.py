@@ -47,6 +47,18 @@ def test_eval_on_set5_through_onnx_matches_pytorch(sr_bench, exported_official, 
     assert {i["lr_source"] for i in report["images"]} == {"given"}
 
 
+def test_eval_of_a_third_party_onnx_measures_its_scale(sr_bench, exported_official, set5: Path, tmp_path: Path) -> None:
+    import onnx
+
+    proto = onnx.load(str(exported_official("erfdn", 4).path))
+    del proto.metadata_props[:]
+    foreign = tmp_path / "from_elsewhere.onnx"
+    onnx.save(proto, str(foreign))
+    result = sr_bench("eval", "--artifact", foreign, "--dataset", set5, "--data-range", "255", "--json", "-")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["mean"]["psnr_y"] == pytest.approx(32.138, abs=0.01)
+
+
 def test_eval_scale_must_match_the_artifact(sr_bench, exported_official, set5: Path) -> None:
     artifact = exported_official("erfdn", 4)
     result = sr_bench("eval", "--artifact", artifact.path, "--dataset", set5, "--scale", "2")

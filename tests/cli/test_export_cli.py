@@ -166,3 +166,14 @@ def test_help_does_not_import_torch() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_third_party_onnx_compared_with_another_artifact_is_measured(erfdn_onnx: Path, tmp_path: Path, sr_export) -> None:
+    proto = onnx.load(str(erfdn_onnx))
+    del proto.metadata_props[:]
+    foreign = tmp_path / "third_party.onnx"
+    onnx.save(proto, str(foreign))
+    result = sr_export("check", foreign, "--against", erfdn_onnx, "--data-range", "255", "--json", "-")
+    assert result.code == 0, result.err
+    assert all(case["identical"] for case in json.loads(result.out)["cases"])
+    assert "carries no sr-export metadata; pass --model" in sr_export("check", foreign).error()
