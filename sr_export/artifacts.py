@@ -44,6 +44,18 @@ class ArtifactMetadata:
     input_shape: tuple[int | str, ...] = ()  # strings are dynamic dimensions
     opset: int | None = None
     simplified: bool = False
+    exporter: str | None = None  # "dynamo" or "legacy" for graphs sr-export traced
+    # LR sizes (H, W) at which a dynamic graph was proven against PyTorch before it was written.
+    verified_sizes: tuple[tuple[int, int], ...] = ()
+    # The network computes on sides that are multiples of this; when the graph
+    # does not pad by itself (pads_in_graph False), runners pad on the host.
+    size_multiple: int = 1
+    pads_in_graph: bool = False
+    # LR pixels of context on each side that measurably change an output pixel,
+    # and whether the output depends on the whole image (global pooling): what
+    # tiling a fixed-size artifact needs to know.
+    receptive_field: int | None = None
+    global_context: bool = False
     tool_version: str = __version__
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     notes: tuple[str, ...] = ()
@@ -62,6 +74,7 @@ class ArtifactMetadata:
         data = asdict(self)
         data["request"] = dict(self.request)
         data["input_shape"] = list(self.input_shape)
+        data["verified_sizes"] = [list(hw) for hw in self.verified_sizes]
         data["notes"] = list(self.notes)
         return data
 
@@ -69,18 +82,24 @@ class ArtifactMetadata:
     def for_model(cls, model: Any, **fields: Any) -> ArtifactMetadata:
         """Metadata describing ``model`` (a LoadedModel), plus artifact-specific ``fields``."""
         info = model.info
-        return cls(
-            model=info.name,
-            scale=info.scale,
-            in_channels=info.in_channels,
-            data_range=info.data_range,
-            color=info.color,
-            min_input_size=info.min_input_size,
-            request=model.request.to_dict(),
-            weights_sha256=model.weights_sha256,
-            random_init=model.random_init,
-            **fields,
-        )
+        measured = model.receptive_field
+        described: dict[str, Any] = {
+            "model": info.name,
+            "scale": info.scale,
+            "in_channels": info.in_channels,
+            "data_range": info.data_range,
+            "color": info.color,
+            "min_input_size": info.min_input_size,
+            "request": model.request.to_dict(),
+            "weights_sha256": model.weights_sha256,
+            "random_init": model.random_init,
+            # sr-export's own padding wrapper (--pad-to) lives inside the module, so inside any graph.
+            "size_multiple": model.size_multiple,
+            "pads_in_graph": model.size_multiple > 1,
+            "receptive_field": measured.radius if measured else None,
+            "global_context": measured.global_context if measured else False,
+        }
+        return cls(**{**described, **fields})
 
     def model_info(self) -> Any:
         """The :class:`~sr_export.models.loader.ModelInfo` this artifact was made from."""
@@ -92,6 +111,7 @@ class ArtifactMetadata:
     def from_dict(cls, data: Mapping[str, Any]) -> ArtifactMetadata:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["input_shape"] = tuple(known.get("input_shape", ()))
+        known["verified_sizes"] = tuple((int(h), int(w)) for h, w in known.get("verified_sizes", ()))
         known["notes"] = tuple(known.get("notes", ()))
         return cls(**known)
 

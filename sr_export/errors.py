@@ -3,13 +3,23 @@
 Anything raised as :class:`SrExportError` is printed by the command-line tools
 as a single line (no traceback), so its message must say what went wrong and
 what to do about it.
+
+Code sr-export does not control (the user's model, an exporter, onnxsim, a
+runtime) runs inside :func:`stage`, which turns whatever it raises into a
+:class:`StageFailed` naming the pipeline stage, with the exit status of the
+command-line contract: 2 when the input is at fault, 1 when a check failed.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class SrExportError(Exception):
     """A problem caused by the input or the environment, not by a bug."""
+
+    exit_code = 2
 
 
 class MissingDependencyError(SrExportError):
@@ -27,3 +37,51 @@ class CheckFailed(SrExportError):
     """A check ran and the artifact failed it (exit status 1, not 2)."""
 
     exit_code = 1
+
+
+# Which party is at fault when foreign code raises in a stage: loading the
+# model or running it is the user's input (2); producing or proving an
+# artifact is a failed check (1).
+STAGE_EXIT_CODES: dict[str, int] = {
+    "load": 2,
+    "forward": 2,
+    "export": 1,
+    "simplify": 1,
+    "convert": 1,
+    "check": 1,
+}
+
+
+class StageFailed(SrExportError):
+    """Foreign code raised during one stage of the pipeline."""
+
+    def __init__(self, stage: str, message: str, exit_code: int | None = None) -> None:
+        super().__init__(f"{stage} failed: {message}")
+        self.stage = stage
+        self.exit_code = exit_code if exit_code is not None else STAGE_EXIT_CODES.get(stage, 1)
+
+
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, the part of a foreign exception worth showing."""
+    text = str(exc).strip()
+    line = text.splitlines()[0].strip() if text else ""
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+
+
+@contextlib.contextmanager
+def stage(name: str, doing: str = "", hint: str = "", *, exit_code: int | None = None) -> Iterator[None]:
+    """Run foreign code as pipeline stage ``name``; anything it raises becomes one line.
+
+    ``doing`` says what was being done ("tracing with the dynamo exporter"),
+    ``hint`` what the user can try. Errors sr-export raised itself pass through.
+    """
+    try:
+        yield
+    except SrExportError:
+        raise
+    except Exception as exc:  # foreign code: any exception type is possible
+        parts = [p for p in (doing, first_line(exc)) if p]
+        message = ": ".join(parts)
+        if hint:
+            message += f"; {hint}"
+        raise StageFailed(name, message, exit_code) from exc

@@ -49,6 +49,7 @@ def profile_model(
     *,
     onnx_model: onnx.ModelProto | Path | None = None,
     with_graph: bool = True,
+    exporter: str = "auto",
 ) -> ProfileReport:
     if len(input_shape) != 4 or input_shape[1] != model.info.in_channels:
         raise SrExportError(
@@ -65,6 +66,8 @@ def profile_model(
         if onnx_model is None:
             from sr_export.export.onnx import ExportOptions, export_onnx
 
-            onnx_model = export_onnx(model, ExportOptions(simplify=False)).proto
+            # Traced at the counted size: exactly the graph that runs there.
+            options = ExportOptions(shape=tuple(input_shape[2:]), simplify=False, exporter=exporter)
+            onnx_model = export_onnx(model, options).proto
         graph = count_onnx(onnx_model, input_shape)
     return ProfileReport(model.info.name, model.info.scale, tuple(input_shape), aim, unavailable, graph)

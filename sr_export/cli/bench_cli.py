@@ -29,8 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     profile = commands.add_parser("profile", help="params, FLOPs, activations, #conv (AIM counter and ONNX graph)")
     common.add_model_arguments(profile)
-    profile.add_argument("--input", default="3x256x256", help="LR input CxHxW (default 3x256x256, as AIM/NTIRE)")
+    profile.add_argument("--input", help="LR input CxHxW or HxW (default: the model's channels x256x256, as AIM/NTIRE)")
     profile.add_argument("--no-graph", action="store_true", help="skip the ONNX-graph count")
+    profile.add_argument("--exporter", choices=("auto", "dynamo", "legacy"), default="auto",
+                         help="ONNX exporter for the graph count (default auto: dynamo, then legacy)")
     common.add_json_argument(profile, "profile")
     profile.set_defaults(handler=cmd_profile)
 
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_model_arguments(evaluate, required=False)
     evaluate.add_argument("--dataset", required=True, help="folder (HR/ and optional LR_bicubic/X{s}/) or 'builtin'")
     evaluate.add_argument("--threads", type=int, help="CPU threads")
+    common.add_tiling_argument(evaluate)
     common.add_json_argument(evaluate, "scores")
     evaluate.set_defaults(handler=cmd_eval)
 
@@ -53,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--threads", type=int, help="CPU threads for every runner (default: the profile's)")
     speed.add_argument("--no-pytorch", action="store_true", help="do not time PyTorch eager")
     speed.add_argument("--plot", type=Path, metavar="PNG", help="write a latency chart")
+    common.add_tiling_argument(speed)
+    common.add_export_arguments(speed, shape=False)
     common.add_json_argument(speed, "timings")
     speed.set_defaults(handler=cmd_speed)
     return parser
@@ -67,10 +72,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from sr_export.cli.tables import graph_ops_table, profile_table
 
     console = common.stderr_console() if args.json == "-" else common.stdout_console()
-    channels_hw = _chw(args.input)
     model = common.load_requested_model(args, common.stderr_console())
+    channels_hw = _chw(args.input, model.info.in_channels)
     with common.stderr_console().status("counting"):
-        report = profile_model(model, (1, *channels_hw), with_graph=not args.no_graph)
+        report = profile_model(model, (1, *channels_hw), with_graph=not args.no_graph, exporter=args.exporter)
     console.print(profile_table(report))
     if report.aim_unavailable:
         common.warn(console, f"AIM counter unavailable: {report.aim_unavailable}")
@@ -83,13 +88,18 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _chw(text: str) -> tuple[int, int, int]:
+def _chw(text: str | None, channels: int) -> tuple[int, int, int]:
+    """--input as (C, H, W); C defaults to the model's channels, H x W to the AIM/NTIRE 256x256."""
+    if text is None:
+        return channels, 256, 256
     try:
         values = tuple(int(v) for v in text.lower().split("x"))
     except ValueError:
         values = ()
+    if len(values) == 2:
+        values = (channels, *values)
     if len(values) != 3 or min(values) < 1:
-        raise SrExportError(f"--input '{text}' is not CxHxW, e.g. 3x256x256")
+        raise SrExportError(f"--input '{text}' is not CxHxW or HxW, e.g. {channels}x256x256")
     return values  # type: ignore[return-value]
 
 
@@ -125,7 +135,8 @@ def _runner_for_eval(args: argparse.Namespace, console: Any) -> tuple[Any, Any]:
                                  in_channels=args.in_channels)
         if artifact.metadata.random_init:
             common.warn(console, f"{args.artifact} was exported from a randomly initialised model")
-        return open_runner(artifact, threads=args.threads), artifact.metadata.model_info()
+        runner = open_runner(artifact, threads=args.threads, tile_overlap=args.tile_overlap)
+        return runner, artifact.metadata.model_info()
     model = common.load_requested_model(args, console)
     return PyTorchRunner(model, args.threads), model.info
 
@@ -136,6 +147,7 @@ def cmd_speed(args: argparse.Namespace) -> int:
     from sr_export.artifacts import open_artifact
     from sr_export.bench.speed import measure
     from sr_export.cli.tables import speed_table
+    from sr_export.export.onnx import save_export
     from sr_export.models.loader import ModelRequest, load_model
     from sr_export.targets import get_target, open_runner
     from sr_export.targets.profiles import load_profile
@@ -159,12 +171,13 @@ def cmd_speed(args: argparse.Namespace) -> int:
         runners["pytorch"] = PyTorchRunner(model, threads)
     with tempfile.TemporaryDirectory(prefix="sr-bench-") as scratch:
         if not artifacts and model is not None:
-            artifacts = [_export_for_timing(model, Path(scratch), console)]
+            with console.status(f"exporting {model.info.name} to ONNX for timing"):
+                artifacts = [save_export(model, common.export_options_from_args(args), Path(scratch))]
         for artifact in artifacts:
             target = get_target(profile.backend) if artifact.metadata.backend == profile.backend else None
             built = target.build(artifact, Path(scratch), precision=profile.precision) if target else artifact
             label = f"{built.metadata.backend}:{built.path.name}"
-            runners[label] = open_runner(built, threads=threads)
+            runners[label] = open_runner(built, threads=threads, tile_overlap=args.tile_overlap)
         info = model.info if model is not None else artifacts[0].metadata.model_info()
         sizes = args.sizes or list(profile.input_sizes)
         warmup = profile.warmup if args.warmup is None else args.warmup
@@ -186,20 +199,6 @@ def cmd_speed(args: argparse.Namespace) -> int:
         out.print(f"wrote {args.plot}")
     common.emit_json({"model": info.name, "scale": info.scale, **report.to_dict()}, args.json, out)
     return 0
-
-
-def _export_for_timing(model: Any, folder: Path, console: Any) -> Any:
-    import onnx
-
-    from sr_export.artifacts import Artifact
-    from sr_export.export.onnx import ExportOptions, default_filename, export_onnx
-
-    with console.status(f"exporting {model.info.name} to ONNX for timing"):
-        exported = export_onnx(model, ExportOptions())
-    path = folder / default_filename(model)
-    onnx.save(exported.proto, str(path))
-    return Artifact(path, exported.metadata)
-
 
 
 def cmd_suite(args: argparse.Namespace) -> int:

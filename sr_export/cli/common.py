@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -45,6 +46,37 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = Tru
     group.add_argument("--model-kwargs", default="{}", help="JSON object of constructor arguments")
     group.add_argument("--data-range", type=float, help="input/output range the model expects: 1 or 255")
     group.add_argument("--in-channels", type=int, help="input channels (3 RGB, 1 luma)")
+    group.add_argument("--pad-to", type=int, metavar="N",
+                       help="pad inputs (reflect) to a multiple of N and crop outputs back, for models that "
+                       "only run on such sizes (detected for your own models)")
+
+
+def add_export_arguments(parser: argparse.ArgumentParser, *, shape: bool = True) -> None:
+    """How a model is traced to ONNX: the same flags on every command that exports."""
+    group = parser.add_argument_group("export")
+    group.add_argument("--exporter", choices=("auto", "dynamo", "legacy"), default="auto",
+                       help="ONNX exporter: auto (default) tries dynamo, then legacy, and keeps the first graph "
+                       "proven right at several sizes")
+    group.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    if shape:
+        sizes = group.add_mutually_exclusive_group()
+        sizes.add_argument("--shape", type=size_argument, metavar="HxW",
+                           help="fixed LR input size (other sizes then run tiled)")
+        sizes.add_argument("--dynamic", action="store_true", help="dynamic batch/height/width (the default)")
+    group.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+
+
+def export_options_from_args(args: argparse.Namespace) -> Any:
+    from sr_export.export.onnx import ExportOptions
+
+    return ExportOptions(opset=args.opset, shape=getattr(args, "shape", None), simplify=not args.no_simplify,
+                         exporter=args.exporter)
+
+
+def add_tiling_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tile-overlap", type=int, metavar="PX",
+                        help="for fixed-size artifacts: LR pixels of context around each tile "
+                        "(default: the model's measured receptive field, at most a quarter tile)")
 
 
 def request_from_args(args: argparse.Namespace) -> ModelRequest:
@@ -63,6 +95,7 @@ def request_from_args(args: argparse.Namespace) -> ModelRequest:
         kwargs=kwargs,
         data_range=args.data_range,
         in_channels=args.in_channels,
+        pad_to=args.pad_to,
     )
 
 
@@ -144,8 +177,10 @@ def run(build_parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str]
         args = build_parser().parse_args(argv)
         return args.handler(args)
     except SrExportError as exc:
+        if os.environ.get(DEBUG_ENV) and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__)
         _print_error(str(exc))
-        return getattr(exc, "exit_code", 2)
+        return exc.exit_code
     except OSError as exc:  # disk full, permissions, a folder where a file should be
         where = f": {exc.filename}" if exc.filename else ""
         _print_error(f"{exc.strerror or exc}{where}")

@@ -22,12 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     onnx = commands.add_parser("onnx", help="trace a model to a simplified, parity-checked ONNX file")
     common.add_model_arguments(onnx)
-    onnx.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
-    shape = onnx.add_mutually_exclusive_group()
-    shape.add_argument("--shape", type=common.size_argument, metavar="HxW", help="fixed LR input size")
-    shape.add_argument("--dynamic", action="store_true", help="dynamic height/width (the default)")
-    onnx.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
-    onnx.add_argument("--no-check", action="store_true", help="skip the parity check against PyTorch")
+    common.add_export_arguments(onnx)
+    onnx.add_argument("--no-check", action="store_true",
+                      help="skip the final parity check (the graph is still proven at the export sizes)")
     onnx.add_argument("-o", "--output", type=Path, help="output file (default: <model>_x<scale>.onnx)")
     common.add_json_argument(onnx, "export report (metadata and parity)")
     onnx.set_defaults(handler=cmd_onnx)
@@ -40,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="LR sizes for built-in images (default 64x64,45x71)")
     check.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="tolerance set (default: artifact's)")
     check.add_argument("--threads", type=int, help="CPU threads for the runtimes")
+    common.add_tiling_argument(check)
     check.add_argument("--junit", type=Path, metavar="PATH", help="write a JUnit XML report")
     common.add_json_argument(check, "parity report")
     common.add_model_arguments(check, required=False)
@@ -51,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="show the metadata an artifact carries")
     info.add_argument("artifact", type=Path)
+    common.add_json_argument(info, "metadata")
     info.set_defaults(handler=cmd_info)
     return parser
 
@@ -63,13 +62,14 @@ def cmd_onnx(args: argparse.Namespace) -> int:
     import onnx
 
     from sr_export.artifacts import Artifact
-    from sr_export.export.onnx import ExportOptions, default_filename, export_onnx
+    from sr_export.export.onnx import default_filename, export_onnx
     from sr_export.io import atomic_path
 
     console = common.stderr_console()
     model = common.load_requested_model(args, console)
-    options = ExportOptions(opset=args.opset, shape=args.shape, simplify=not args.no_simplify)
-    with console.status(f"exporting {model.info.name} x{model.info.scale} to ONNX (opset {args.opset})"):
+    options = common.export_options_from_args(args)
+    exporters = "dynamo, then legacy" if options.exporter == "auto" else options.exporter
+    with console.status(f"exporting {model.info.name} x{model.info.scale} to ONNX ({exporters}; opset {options.opset})"):
         exported = export_onnx(model, options)
     for note in exported.notes[len(model.notes):]:
         common.warn(console, note)
@@ -86,27 +86,28 @@ def cmd_onnx(args: argparse.Namespace) -> int:
                     f"parity check failed (worst PSNR {parity.worst_psnr_db:.1f} dB); {output} was not written "
                     "(--no-check writes it anyway)"
                 )
+    meta = exported.metadata
     size_kb = output.stat().st_size / 1024
-    shape = "dynamic HxW" if options.shape is None else f"{options.shape[0]}x{options.shape[1]}"
-    simplified = "simplified" if exported.metadata.simplified else "not simplified"
-    console.print(f"[green]wrote[/green] {output} ({size_kb:.0f} KiB, opset {args.opset}, {shape}, {simplified})")
+    if options.shape is None:
+        verified = ", ".join(f"{h}x{w}" for h, w in meta.verified_sizes)
+        shape = f"dynamic HxW, verified at {verified}"
+    else:
+        shape = f"fixed {options.shape[0]}x{options.shape[1]}"
+    simplified = "simplified" if meta.simplified else "not simplified"
+    console.print(f"[green]wrote[/green] {output} ({size_kb:.0f} KiB, {meta.exporter} exporter, opset {meta.opset}, "
+                  f"{shape}, {simplified})")
     common.emit_json(report, args.json, console)
     return 0
 
 
-def _parity_against_pytorch(artifact: Any, model: Any, console: Any, images: Path | None = None) -> Any:
-    from sr_export.checks.inputs import builtin_parity_inputs, folder_parity_inputs
+def _parity_against_pytorch(artifact: Any, model: Any, console: Any) -> Any:
+    from sr_export.checks.inputs import artifact_parity_inputs
     from sr_export.checks.parity import run_parity
     from sr_export.cli.tables import parity_table
     from sr_export.targets import open_runner
     from sr_export.targets.pytorch import PyTorchRunner
 
-    static = artifact.metadata.static_hw
-    inputs = (
-        folder_parity_inputs(model.info, images, static)
-        if images
-        else builtin_parity_inputs(model.info, [static] if static else None)
-    )
+    inputs = artifact_parity_inputs(model.info, artifact.metadata.static_hw)
     with console.status("checking parity against PyTorch"):
         report = run_parity(
             open_runner(artifact), PyTorchRunner(model), inputs,
@@ -118,7 +119,7 @@ def _parity_against_pytorch(artifact: Any, model: Any, console: Any, images: Pat
 
 def cmd_check(args: argparse.Namespace) -> int:
     from sr_export.artifacts import open_artifact
-    from sr_export.checks.inputs import builtin_parity_inputs, folder_parity_inputs
+    from sr_export.checks.inputs import artifact_parity_inputs, folder_parity_inputs
     from sr_export.checks.parity import run_parity
     from sr_export.cli.tables import parity_table
     from sr_export.models.loader import ModelRequest, load_model
@@ -147,14 +148,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         info = model.info
     else:
         reference_artifact = open_artifact(Path(args.against), described, **measured)
-        reference = open_runner(reference_artifact, threads=args.threads)
+        reference = open_runner(reference_artifact, threads=args.threads, tile_overlap=args.tile_overlap)
         info = meta.model_info()
-    candidate = open_runner(artifact, threads=args.threads)
+    candidate = open_runner(artifact, threads=args.threads, tile_overlap=args.tile_overlap)
     static = meta.static_hw
     if args.images:
         inputs = folder_parity_inputs(info, args.images, static)
     else:
-        inputs = builtin_parity_inputs(info, [static] if static else args.sizes)
+        inputs = artifact_parity_inputs(info, static, args.sizes)
     precision = args.precision or meta.precision
     with common.progress_bar(console) as progress:
         task = progress.add_task(f"parity {artifact.path.name}", total=len(inputs))
@@ -196,12 +197,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    import json
-
     from sr_export.artifacts import read_metadata
+    from sr_export.cli.tables import metadata_table
 
     metadata = read_metadata(args.artifact)
     if metadata is None:
         raise SrExportError(f"{args.artifact} carries no sr-export metadata (not exported by sr-export)")
-    print(json.dumps(metadata.to_dict(), indent=2))
+    console = common.stderr_console() if args.json == "-" else common.stdout_console()
+    console.print(metadata_table(args.artifact, metadata))
+    common.emit_json(metadata.to_dict(), args.json, console)
     return 0

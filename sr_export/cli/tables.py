@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.table import Table
+
+    from sr_export.artifacts import ArtifactMetadata
 
     from sr_export.bench.evaluate import EvalReport
     from sr_export.bench.profile import ProfileReport
@@ -32,7 +36,7 @@ def parity_table(report: ParityReport) -> Table:
         table.add_column(column, justify="left" if column in ("input", "") else "right")
     for case in report.cases:
         table.add_row(
-            case.name,
+            case.name + (" (tiled)" if case.tiled else ""),
             "x".join(map(str, case.input_shape[2:])),
             f"{case.max_abs_error:.3g}",
             f"{case.mean_abs_error:.3g}",
@@ -99,4 +103,36 @@ def speed_table(report: SpeedReport, title: str) -> Table:
             f"{t.min_s * 1e3:.1f}", f"{t.fps:.2f}", f"{t.output_mpix_per_s:.3f}",
             f"{report.speedup(t.runner, baseline, t.input_hw):.2f}x",
         )
+    return table
+
+
+def metadata_table(path: Path, meta: ArtifactMetadata) -> Table:
+    """What an artifact is, how it was made and proven, for ``sr-export info``."""
+    table = _table(f"{path}")
+    table.add_column("")
+    table.add_column("")
+    shape = "x".join(str(d) for d in meta.input_shape) or "?"
+    rows = [
+        ("model", f"{meta.model} x{meta.scale}, {meta.in_channels}-channel {meta.color.upper()}, "
+                  f"range [0,{meta.data_range:g}]"),
+        ("weights", "random init" if meta.random_init else (meta.weights_sha256 or "n/a")),
+        ("format", f"{meta.format} for {meta.backend}, {meta.precision}, {meta.layout}"),
+        ("input", f"{meta.input_name} {shape}" + ("" if meta.dynamic or not meta.static_hw else " (fixed: tiled)")),
+    ]
+    if meta.exporter:
+        rows.append(("exporter", f"{meta.exporter}, opset {meta.opset}, "
+                                 f"{'simplified' if meta.simplified else 'not simplified'}"))
+    if meta.verified_sizes:
+        rows.append(("verified at", ", ".join(f"{h}x{w}" for h, w in meta.verified_sizes) + " (LR, vs PyTorch)"))
+    if meta.size_multiple > 1:
+        where = "inside the graph" if meta.pads_in_graph else "by the runner"
+        rows.append(("size multiple", f"{meta.size_multiple} (inputs padded {where})"))
+    if meta.receptive_field is not None:
+        context = " (global context: tiling approximates)" if meta.global_context else ""
+        rows.append(("receptive field", f"{meta.receptive_field} LR px per side{context}"))
+    rows.append(("made by", f"sr-export {meta.tool_version}, {meta.created}"))
+    for label, value in rows:
+        table.add_row(label, value)
+    for note in meta.notes:
+        table.add_row("note", note)
     return table

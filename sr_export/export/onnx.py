@@ -1,21 +1,34 @@
-"""Tracing a loaded model to an ONNX graph that carries its own metadata."""
+"""A loaded model to an ONNX graph that is proven right and carries its own metadata.
+
+Steps: trace with each exporter the user allows (``auto``: dynamo, then
+legacy) until one gives a graph that matches PyTorch at every verification
+size; check it with onnx.checker; simplify it if onnxsim does not change its
+outputs; stamp the metadata (exporter, sizes verified, size multiple,
+receptive field) into it.
+"""
 
 from __future__ import annotations
 
-import io
-import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import onnx
-import torch
 
-from sr_export.artifacts import ArtifactMetadata, embed_in_onnx
-from sr_export.errors import SrExportError
+from sr_export.artifacts import Artifact, ArtifactMetadata, embed_in_onnx
+from sr_export.errors import SrExportError, StageFailed
+from sr_export.export.exporters import (
+    EXPORTER_CHOICES,
+    EXPORTER_ORDER,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    ExportAttemptFailed,
+    export_graph,
+)
 from sr_export.export.simplify import simplify_checked
+from sr_export.export.verify import PyTorchReference, Verification, verification_sizes, verify_graph
 from sr_export.models.loader import LoadedModel
 
-INPUT_NAME, OUTPUT_NAME = "input", "output"
-DEFAULT_OPSET = 17
+DEFAULT_OPSET = 18
 TRACE_SIZE = 64  # LR pixels per side used for tracing a dynamic-shape export
 
 
@@ -24,6 +37,7 @@ class ExportOptions:
     opset: int = DEFAULT_OPSET
     shape: tuple[int, int] | None = None  # fixed LR height x width; None exports dynamic H/W
     simplify: bool = True
+    exporter: str = "auto"  # auto | dynamo | legacy
 
 
 @dataclass
@@ -31,6 +45,7 @@ class ExportedOnnx:
     proto: onnx.ModelProto
     metadata: ArtifactMetadata
     notes: list[str] = field(default_factory=list)
+    verification: Verification | None = None
 
 
 def default_filename(model: LoadedModel) -> str:
@@ -39,19 +54,28 @@ def default_filename(model: LoadedModel) -> str:
 
 def export_onnx(model: LoadedModel, options: ExportOptions = ExportOptions()) -> ExportedOnnx:
     info = model.info
+    if options.exporter not in EXPORTER_CHOICES:
+        raise SrExportError(f"--exporter must be one of {', '.join(EXPORTER_CHOICES)}, not '{options.exporter}'")
     if options.shape and min(options.shape) < info.min_input_size:
         raise SrExportError(
             f"{info.name} needs inputs of at least {info.min_input_size}x{info.min_input_size}, "
             f"not {options.shape[0]}x{options.shape[1]}"
         )
-    height, width = options.shape or (max(TRACE_SIZE, info.min_input_size),) * 2
-    proto = trace_to_onnx(model.module, (1, info.in_channels, height, width), options)
-    notes = list(model.notes)
+    dynamic = options.shape is None
+    sizes = verification_sizes(info.min_input_size) if dynamic else (options.shape,)
+    reference = PyTorchReference(model, sizes)
+    proto, verification, notes = _first_verified_graph(model, options, reference)
+    with_notes = list(model.notes) + notes
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+        proto = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    except Exception as exc:
+        raise StageFailed("export", f"the exported graph does not pass onnx.checker: {exc}") from exc
     simplified = False
     if options.simplify:
-        proto, simplified, note = simplify_checked(proto, info)
+        proto, simplified, note = simplify_checked(proto, reference.inputs, info.data_range)
         if note:
-            notes.append(note)
+            with_notes.append(note)
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     metadata = ArtifactMetadata.for_model(
         model,
@@ -63,48 +87,57 @@ def export_onnx(model: LoadedModel, options: ExportOptions = ExportOptions()) ->
         input_shape=tuple(d.dim_param if d.dim_param else d.dim_value for d in dims),
         opset=options.opset,
         simplified=simplified,
-        notes=tuple(notes),
+        exporter=verification.exporter,
+        verified_sizes=verification.passed_sizes,
+        notes=tuple(with_notes),
     )
     embed_in_onnx(proto, metadata)
-    return ExportedOnnx(proto, metadata, notes)
+    return ExportedOnnx(proto, metadata, with_notes, verification)
 
 
-def trace_to_onnx(module: torch.nn.Module, input_shape: tuple[int, ...], options: ExportOptions) -> onnx.ModelProto:
-    """Trace with the TorchScript-based exporter and check the result.
-
-    The TorchScript exporter (not the torch.export one) is used because it
-    handles the size-dependent interpolation in ESA-style attention with
-    dynamic height/width without guards, and needs no extra packages.
-    """
-    dynamic_axes = None
-    if options.shape is None:
-        dynamic_axes = {
-            INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-            OUTPUT_NAME: {0: "batch", 2: "out_height", 3: "out_width"},
-        }
-    buffer = io.BytesIO()
-    example = torch.rand(input_shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer chatter about size-dependent Python values
+def _first_verified_graph(
+    model: LoadedModel, options: ExportOptions, reference: PyTorchReference
+) -> tuple[onnx.ModelProto, Verification, list[str]]:
+    """The first exporter's graph that matches PyTorch at every reference size."""
+    info = model.info
+    dynamic = options.shape is None
+    trace_hw = options.shape or (max(TRACE_SIZE, info.min_input_size),) * 2
+    failures: list[str] = []
+    for exporter in EXPORTER_ORDER[options.exporter]:
         try:
-            torch.onnx.export(
-                module,
-                (example,),
-                buffer,
-                dynamo=False,
-                opset_version=options.opset,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes=dynamic_axes,
-                do_constant_folding=True,
-            )
-        except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SrExportError(f"ONNX export failed (opset {options.opset}): {first}") from exc
-    proto = onnx.load_from_string(buffer.getvalue())
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-        proto = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
-    except Exception as exc:
-        raise SrExportError(f"the exported ONNX graph does not pass onnx.checker: {exc}") from exc
-    return proto
+            proto = export_graph(exporter, model.module, (1, info.in_channels, *trace_hw),
+                                 dynamic=dynamic, opset=options.opset)
+        except ExportAttemptFailed as failed:
+            failures.append(f"{exporter}: {failed.reason}")
+            continue
+        verification = verify_graph(proto, reference, exporter=exporter)
+        if verification.passed:
+            notes = [f"{f}; used the {exporter} exporter" for f in failures]
+            return proto, verification, notes
+        failures.append(f"{exporter}: {verification.describe_failure()}")
+    raise StageFailed("export", _no_graph_message(failures, dynamic, options), exit_code=1)
+
+
+def _no_graph_message(failures: list[str], dynamic: bool, options: ExportOptions) -> str:
+    tried = "; ".join(failures)
+    if not dynamic:
+        height, width = options.shape or (0, 0)
+        return f"no exporter produced a graph that matches PyTorch at {height}x{width} ({tried})"
+    others = [e for e in EXPORTER_CHOICES[1:] if e != options.exporter] if options.exporter != "auto" else []
+    alternatives = f", or try --exporter {others[0]}" if others else ""
+    return (
+        f"no exporter produced a graph that is right at every size ({tried}); "
+        f"export a fixed size with --shape HxW (other sizes then run tiled), "
+        f"or pad inputs to the model's multiple with --pad-to N{alternatives}"
+    )
+
+
+def save_export(model: LoadedModel, options: ExportOptions, folder: Path, filename: str | None = None) -> Artifact:
+    """Export ``model`` and write it (atomically) into ``folder``."""
+    from sr_export.io import atomic_path
+
+    exported = export_onnx(model, options)
+    path = Path(folder) / (filename or default_filename(model))
+    with atomic_path(path) as tmp:
+        onnx.save(exported.proto, str(tmp))
+    return Artifact(path, exported.metadata)

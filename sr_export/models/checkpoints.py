@@ -44,6 +44,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise SrExportError(f"checkpoint not found: {path}")
+    if is_safetensors(path):
+        return _strip_data_parallel(_read_safetensors(path))
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
@@ -73,9 +75,37 @@ def _unwrap(raw: Any) -> dict[str, torch.Tensor]:
         raw = nested
     if not isinstance(raw, Mapping):
         return {}
-    tensors = {str(k): v for k, v in raw.items() if isinstance(v, torch.Tensor)}
+    return _strip_data_parallel({str(k): v for k, v in raw.items() if isinstance(v, torch.Tensor)})
+
+
+def _strip_data_parallel(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the ``module.`` prefix ``DataParallel`` adds to every key."""
     if tensors and all(k.startswith("module.") for k in tensors):
-        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+        return {k[len("module."):]: v for k, v in tensors.items()}
+    return tensors
+
+
+def is_safetensors(path: Path) -> bool:
+    """By suffix, or by content: an 8-byte little-endian header length, then a JSON object."""
+    if path.suffix.lower() == ".safetensors":
+        return True
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= path.stat().st_size
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors; the format holds no code, so nothing is unpickled."""
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except Exception as exc:  # SafetensorError, OSError, ValueError on damaged headers
+        raise SrExportError(
+            f"cannot read checkpoint {path}: the file is corrupt or not a safetensors file ({type(exc).__name__})"
+        ) from exc
+    if not tensors:
+        raise SrExportError(f"checkpoint {path} holds no tensors; expected a state_dict")
     return tensors
 
 

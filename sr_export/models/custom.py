@@ -14,7 +14,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from sr_export.errors import SrExportError
+from sr_export.errors import SrExportError, stage
 from sr_export.models.checkpoints import is_torchscript
 
 # Constructor arguments that mean "upscaling factor" in the wild.
@@ -107,22 +107,72 @@ def load_torchscript(path: Path) -> nn.Module:
         raise SrExportError(f"cannot load TorchScript file {path}: {exc}") from exc
 
 
-def probe_scale(module: nn.Module, in_channels: int, size: int = 32) -> int:
-    """Upscaling factor measured by running the model once on a small input."""
-    x = torch.rand(1, in_channels, size, size + 8)
+@dataclass(frozen=True)
+class Probe:
+    """What one or two forward passes tell about a model."""
+
+    scale: int
+    size_multiple: int = 1  # >1: the model only computes on sides that are multiples of this
+    odd_size_failure: str = ""  # why the odd-sized probe failed, when size_multiple > 1
+
+
+class _WrongOutput(SrExportError):
+    """The output can never be right, whatever the input size (tuple, 3-d, channels)."""
+
+
+# Sides tried when a model fails on odd sizes: the smallest multiple that works is its requirement.
+CANDIDATE_MULTIPLES = (2, 4, 8, 16, 32, 64)
+PROBE_HW = (37, 45)  # odd, non-square, not multiples of 8
+
+
+def probe_model(module: nn.Module, in_channels: int, min_size: int = 1) -> Probe:
+    """Scale and size requirement of ``module``, measured by running it.
+
+    A model is first run at an odd, non-square size. If that fails (or the
+    output is not an exact upscaling) but sides in multiples of N work, the
+    model needs inputs in multiples of N.
+    """
+    height, width = (max(h, min_size | 1) for h in PROBE_HW)
     try:
+        return Probe(_upscale_factor(module, in_channels, height, width))
+    except _WrongOutput:
+        raise
+    except SrExportError as odd_failure:
+        for multiple in CANDIDATE_MULTIPLES:
+            try:
+                scale = _upscale_factor(module, in_channels, _round_up(height, multiple), _round_up(width, multiple))
+            except SrExportError:
+                continue
+            return Probe(scale, multiple, str(odd_failure))
+        raise
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _upscale_factor(module: nn.Module, in_channels: int, height: int, width: int) -> int:
+    x = torch.rand(1, in_channels, height, width)
+    with stage("forward", f"the model raised on a 1x{in_channels}x{height}x{width} input",
+               "check --in-channels, --model-kwargs and the model's size requirements (--pad-to N)",
+               exit_code=2):
         with torch.inference_mode():
             y = module(x)
-    except Exception as exc:
-        raise SrExportError(
-            f"the model fails on a 1x{in_channels}x{size}x{size + 8} input ({type(exc).__name__}: {exc}); "
-            "check --in-channels and the model's size requirements"
-        ) from exc
-    if not isinstance(y, torch.Tensor) or y.dim() != 4:
-        raise SrExportError("the model must return one NCHW tensor")
-    scale_h, scale_w = y.shape[2] / x.shape[2], y.shape[3] / x.shape[3]
+    if not isinstance(y, torch.Tensor):
+        raise _WrongOutput(
+            f"the model returns a {type(y).__name__}, not a tensor; sr-export needs forward() to return "
+            "one NCHW image tensor (wrap the model to return only the image)"
+        )
+    if y.dim() != 4:
+        raise _WrongOutput(f"the model returns a {y.dim()}-d tensor {tuple(y.shape)}; an SR model returns NCHW images")
+    if y.shape[1] != in_channels:
+        raise _WrongOutput(
+            f"the model returns {y.shape[1]} channels for a {in_channels}-channel input; "
+            "pass --in-channels to match the model, or make it return as many channels as it takes"
+        )
+    scale_h, scale_w = y.shape[2] / height, y.shape[3] / width
     if scale_h != scale_w or scale_h != int(scale_h) or scale_h < 1:
         raise SrExportError(
-            f"the model maps {tuple(x.shape[2:])} to {tuple(y.shape[2:])}: not an integer upscaling"
+            f"the model maps {height}x{width} to {y.shape[2]}x{y.shape[3]}: not an integer upscaling"
         )
     return int(scale_h)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -14,7 +15,11 @@ from sr_export.errors import SrExportError
 from sr_export.models import custom
 from sr_export.models.checkpoints import load_strict, read_state_dict, sha256_of
 from sr_export.models.registry import ColorMode, ModelSpec, OfficialWeights, get_spec, zoo
+from sr_export.models.padding import PadToMultiple
 from sr_export.models.weights import resolve_official
+
+if TYPE_CHECKING:
+    from sr_export.models.receptive_field import ReceptiveField
 
 DEFAULT_SCALE = 4
 RANDOM_INIT_SEED = 0  # random-init models must be rebuildable bit for bit (parity)
@@ -45,14 +50,14 @@ class ModelRequest:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     data_range: float | None = None
     in_channels: int | None = None
+    pad_to: int | None = None  # pad inputs (reflect) to a multiple of this, crop outputs back
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "kwargs": dict(self.kwargs)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelRequest:
-        known = {k: data[k] for k in ("model", "scale", "weights", "kwargs", "data_range", "in_channels") if k in data}
-        return cls(**known)
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 @dataclass
@@ -72,15 +77,31 @@ class LoadedModel:
     def params(self) -> int:
         return sum(p.numel() for p in self.module.parameters())
 
+    @property
+    def size_multiple(self) -> int:
+        """Sides the network computes on are multiples of this (the module pads to it itself)."""
+        return self.request.pad_to or 1
+
+    @functools.cached_property
+    def receptive_field(self) -> ReceptiveField | None:
+        """Measured once per loaded model; what tiling needs to know (see receptive_field.py)."""
+        from sr_export.models.receptive_field import measure_receptive_field
+
+        return measure_receptive_field(self.module, self.info)
+
 
 def load_model(request: ModelRequest) -> LoadedModel:
     if request.data_range is not None and request.data_range not in (1.0, 255.0):
         raise SrExportError(f"--data-range must be 1 or 255, not {request.data_range:g}")
     if request.scale is not None and not 1 <= request.scale <= 16:
         raise SrExportError(f"--scale must be between 1 and 16, not {request.scale}")
+    if request.pad_to is not None and not 1 <= request.pad_to <= 256:
+        raise SrExportError(f"--pad-to must be between 1 and 256, not {request.pad_to}")
     reference = custom.parse_reference(request.model)
     loaded = _load_zoo(request) if reference is None else _load_custom(request, reference)
     loaded.module.eval()
+    if loaded.size_multiple > 1:
+        loaded.module = PadToMultiple(loaded.module, loaded.size_multiple, loaded.info.scale).eval()
     if loaded.random_init:
         loaded.notes.append(
             f"no weights given: {loaded.info.name} is randomly initialised, so its output quality is meaningless "
@@ -198,13 +219,23 @@ def _load_custom(request: ModelRequest, reference: custom.ModelReference) -> Loa
         sha = sha256_of(weights_path)
     module.eval()
     min_size = int(getattr(module, "min_input_size", 1))
-    scale = custom.probe_scale(module, in_channels, size=max(32, min_size))
+    probe = custom.probe_model(module, in_channels, min_size)
+    scale = probe.scale
     if request.scale is not None and request.scale != scale:
         raise SrExportError(f"{reference} upscales x{scale} but --scale {request.scale} was asked")
+    notes = []
+    pad_to = request.pad_to
+    if probe.size_multiple > 1 and pad_to is None:
+        pad_to = probe.size_multiple
+        notes.append(
+            f"{reference.class_name or reference.location} only runs on sides that are multiples of "
+            f"{pad_to} ({probe.odd_size_failure}); inputs are padded (reflect) to a multiple of {pad_to} "
+            f"and outputs cropped back, as with --pad-to {pad_to}"
+        )
     name = reference.class_name.lower() if reference.class_name else Path(reference.location).stem
     data_range = request.data_range or float(getattr(module, "data_range", 1.0))
     info = ModelInfo(name=name, scale=scale, in_channels=in_channels, data_range=float(data_range),
                      color="y" if in_channels == 1 else "rgb", min_input_size=min_size)
     resolved = replace(request, model=str(reference), scale=scale, weights=str(weights_path) if weights_path else None,
-                       data_range=info.data_range, in_channels=in_channels)
-    return LoadedModel(module, info, resolved, weights_path, sha)
+                       data_range=info.data_range, in_channels=in_channels, pad_to=pad_to)
+    return LoadedModel(module, info, resolved, weights_path, sha, notes)

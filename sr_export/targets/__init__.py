@@ -44,9 +44,18 @@ def target_for_artifact(metadata: ArtifactMetadata) -> Target:
     return get_target(metadata.backend)
 
 
-def open_runner(artifact: Artifact, *, threads: int | None = None) -> Runner:
-    """A runner for any artifact, whichever backend built it."""
-    return target_for_artifact(artifact.metadata).load(artifact, threads=threads)
+def open_runner(artifact: Artifact, *, threads: int | None = None, tile_overlap: int | None = None) -> Runner:
+    """A runner for any artifact, whichever backend built it, that takes any input size.
+
+    Fixed-size artifacts are run tile by tile (``tile_overlap`` LR pixels of
+    context per side; default from the artifact's receptive field), and
+    artifacts that need sides in multiples of N get padded inputs; see
+    :mod:`sr_export.targets.tiling`.
+    """
+    from sr_export.targets.tiling import adapt_runner
+
+    runner = target_for_artifact(artifact.metadata).load(artifact, threads=threads)
+    return adapt_runner(runner, artifact.metadata, tile_overlap=tile_overlap)
 
 
 def backend_for_file(path: Path) -> str:

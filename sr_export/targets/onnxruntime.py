@@ -3,30 +3,39 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from sr_export.artifacts import Artifact
-from sr_export.errors import SrExportError
+from sr_export.errors import SrExportError, StageFailed
 from sr_export.targets.base import Target
+
+
+def cpu_session(model: str | Path | bytes, threads: int | None = None) -> Any:
+    """An ONNX Runtime CPU session that keeps ORT's own log lines off the user's terminal.
+
+    ``model`` is a file path or a serialised ModelProto. Raises whatever ORT raises.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    # ORT prints kernel failures to stderr before raising; the raised error is reported instead.
+    options.log_severity_level = 4
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
 
 
 class OnnxRuntimeRunner:
     def __init__(self, artifact: Artifact, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # keep ORT's warnings off the user's terminal
         try:
-            self._session = ort.InferenceSession(
-                str(artifact.path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
+            self._session = cpu_session(artifact.path, threads)
         except Exception as exc:
             raise SrExportError(f"ONNX Runtime cannot load {artifact.path}: {_first_line(exc)}") from exc
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
@@ -43,7 +52,9 @@ class OnnxRuntimeRunner:
         try:
             (output,) = self._session.run([self._output_name], {self._input_name: np.ascontiguousarray(batch, np.float32)})
         except Exception as exc:
-            raise SrExportError(f"ONNX Runtime failed on a {_shape(batch.shape)} input: {_first_line(exc)}") from exc
+            raise StageFailed(
+                "check", f"ONNX Runtime failed on a {_shape(batch.shape)} input: {_first_line(exc)}"
+            ) from exc
         return output
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
@@ -55,7 +66,7 @@ class OnnxRuntimeRunner:
             wanted = "x".join(str(e) if isinstance(e, int) else "?" for e in expected)
             raise SrExportError(
                 f"input {_shape(shape)} does not fit the model's input {wanted}; "
-                "re-export with --dynamic or feed that size"
+                "feed that size (or open the artifact with sr_export.targets.open_runner, which tiles)"
             )
 
 
@@ -63,7 +74,14 @@ class OnnxRuntimeTarget(Target):
     name: ClassVar[str] = "onnxruntime"
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
 
-    def build(self, onnx_artifact: Artifact, output: Path | None, *, precision: str = "fp32") -> Artifact:
+    def build(
+        self,
+        onnx_artifact: Artifact,
+        output: Path | None,
+        *,
+        precision: str = "fp32",
+        options: Mapping[str, Any] | None = None,
+    ) -> Artifact:
         # ONNX Runtime runs the exported file as it is.
         if precision not in self.precisions:
             raise SrExportError(f"the onnxruntime target runs {', '.join(self.precisions)}, not {precision}")

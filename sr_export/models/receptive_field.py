@@ -1,0 +1,71 @@
+"""How much context an output pixel depends on, measured by perturbing one input pixel.
+
+Tiling a fixed-size artifact is exact when every tile carries at least the
+network's receptive field as context around the part it contributes. The
+radius is measured, not derived from the layers, because it must also cover
+attention (strided pooling, resizing) and because what matters is the
+*effective* field: pixels whose influence is at least :data:`THRESHOLD` of the
+perturbed pixel's own. Networks that pool the whole image (IMDN's
+contrast-aware channel attention) still respond at the probe's border; they
+are marked ``global_context`` and tiling them can only approximate.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from sr_export.models.loader import ModelInfo
+
+PROBE_SIZE = 96  # LR pixels per side
+THRESHOLD = 1e-3  # relative to the response at the perturbed pixel
+PERTURBATION = 0.1  # of the data range
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    radius: int  # LR pixels of context per side (a lower bound when global_context)
+    global_context: bool
+
+
+def measure_receptive_field(module: nn.Module, info: ModelInfo, size: int = PROBE_SIZE) -> ReceptiveField | None:
+    """The effective receptive field of ``module``; None if the model cannot be probed."""
+    from sr_export.data.images import builtin_image, center_crop
+    from sr_export.data.matlab_resize import downscale
+    from sr_export.data.tensors import image_to_batch
+
+    scale, data_range = info.scale, info.data_range
+    image = center_crop(downscale(builtin_image("astronaut"), 2), size, size)
+    base = torch.from_numpy(image_to_batch(image, info)).double()
+    probe = _float64_copy(module)
+    if probe is None:  # e.g. some TorchScript modules: measure in float32 instead
+        probe, base = module, base.float()
+    perturbed = base.clone()
+    perturbed[..., size // 2, size // 2] += PERTURBATION * data_range
+    try:
+        with torch.inference_mode():
+            response = (probe(perturbed) - probe(base)).abs().amax(dim=1)[0].numpy()
+    except Exception:  # the model's own failures are reported by the forward stage, not here
+        return None
+    if response.shape != (size * scale, size * scale):
+        return None
+    per_lr_pixel = response.reshape(size, scale, size, scale).max(axis=(1, 3))
+    rows, cols = np.mgrid[:size, :size]
+    distance = np.maximum(abs(rows - size // 2), abs(cols - size // 2))
+    rings = np.array([per_lr_pixel[distance == k].max() for k in range(size // 2)])
+    peak = rings.max()
+    if not np.isfinite(peak) or peak == 0:
+        return None
+    radius = int(np.nonzero(rings > THRESHOLD * peak)[0].max())
+    return ReceptiveField(radius=radius, global_context=radius >= size // 2 - 1)
+
+
+def _float64_copy(module: nn.Module) -> nn.Module | None:
+    try:
+        return copy.deepcopy(module).double().eval()
+    except Exception:
+        return None
