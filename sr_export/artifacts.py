@@ -56,6 +56,7 @@ class ArtifactMetadata:
     # tiling a fixed-size artifact needs to know.
     receptive_field: int | None = None
     global_context: bool = False
+    tile_alignment: int = 1  # fixed-size artifacts: tiles start at multiples of this (window models)
     tool_version: str = __version__
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     notes: tuple[str, ...] = ()
@@ -98,6 +99,7 @@ class ArtifactMetadata:
             "pads_in_graph": model.size_multiple > 1,
             "receptive_field": measured.radius if measured else None,
             "global_context": measured.global_context if measured else False,
+            "tile_alignment": measured.period if measured else 1,
         }
         return cls(**{**described, **fields})
 

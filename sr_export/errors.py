@@ -85,3 +85,18 @@ def stage(name: str, doing: str = "", hint: str = "", *, exit_code: int | None =
         if hint:
             message += f"; {hint}"
         raise StageFailed(name, message, exit_code) from exc
+
+
+def runtime_error_line(exc: BaseException) -> str:
+    """ONNX Runtime's failure reduced to the node and the reason (its messages embed C++ source paths)."""
+    import re
+
+    text = str(exc)
+    if "Status Message:" not in text:
+        return first_line(exc)
+    message = text.split("Status Message:", 1)[1].strip()
+    if " was false. " in message:  # "<file>:<line> <function> <condition> was false. <reason>"
+        message = message.split(" was false. ", 1)[1]
+    node = re.search(r"running (\w+) node\. Name:'([^']*)'", text)
+    where = f"{node.group(1)} node '{node.group(2)}': " if node else ""
+    return where + " ".join(message.split())

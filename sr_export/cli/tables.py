@@ -109,6 +109,7 @@ def speed_table(report: SpeedReport, title: str) -> Table:
 def metadata_table(path: Path, meta: ArtifactMetadata) -> Table:
     """What an artifact is, how it was made and proven, for ``sr-export info``."""
     table = _table(f"{path}")
+    table.show_header = False
     table.add_column("")
     table.add_column("")
     shape = "x".join(str(d) for d in meta.input_shape) or "?"
@@ -130,6 +131,8 @@ def metadata_table(path: Path, meta: ArtifactMetadata) -> Table:
     if meta.receptive_field is not None:
         context = " (global context: tiling approximates)" if meta.global_context else ""
         rows.append(("receptive field", f"{meta.receptive_field} LR px per side{context}"))
+    if meta.tile_alignment > 1:
+        rows.append(("tile alignment", f"{meta.tile_alignment} LR px (not shift-invariant: window attention or strides)"))
     rows.append(("made by", f"sr-export {meta.tool_version}, {meta.created}"))
     for label, value in rows:
         table.add_row(label, value)

@@ -17,7 +17,7 @@ import onnx
 
 from sr_export.checks.inputs import ParityInput, builtin_parity_inputs
 from sr_export.checks.parity import output_difference, judge, tolerance_for
-from sr_export.errors import first_line, stage
+from sr_export.errors import first_line, runtime_error_line, stage
 from sr_export.models.loader import LoadedModel
 from sr_export.targets.tiling import round_up
 
@@ -100,7 +100,7 @@ def verify_graph(proto: onnx.ModelProto, reference: PyTorchReference, *, exporte
         try:
             (got,) = session.run(None, {input_name: case.batch})
         except Exception as exc:
-            return Verification(exporter, tuple(passed), case.hw, f"ONNX Runtime: {first_line(exc)}", worst)
+            return Verification(exporter, tuple(passed), case.hw, f"ONNX Runtime: {runtime_error_line(exc)}", worst)
         if got.shape != want.shape:
             return Verification(exporter, tuple(passed), case.hw,
                                 f"output {tuple(got.shape)} but PyTorch gives {tuple(want.shape)}", worst)

@@ -8,6 +8,12 @@ attention (strided pooling, resizing) and because what matters is the
 perturbed pixel's own. Networks that pool the whole image (IMDN's
 contrast-aware channel attention) still respond at the probe's border; they
 are marked ``global_context`` and tiling them can only approximate.
+
+Some networks are not shift-invariant: window attention partitions the image
+into windows anchored at its top-left corner, and strided bodies see a
+different grid when the input moves by one pixel. Their *period* (the
+smallest shift, among powers of two, by which the output moves along with
+the input) is measured too: tiles must start at multiples of it.
 """
 
 from __future__ import annotations
@@ -24,12 +30,15 @@ from sr_export.models.loader import ModelInfo
 PROBE_SIZE = 96  # LR pixels per side
 THRESHOLD = 1e-3  # relative to the response at the perturbed pixel
 PERTURBATION = 0.1  # of the data range
+PERIODS = (1, 2, 4, 8, 16, 32)
+SHIFT_TOLERANCE = 1e-3  # of the data range, away from the borders
 
 
 @dataclass(frozen=True)
 class ReceptiveField:
     radius: int  # LR pixels of context per side (a lower bound when global_context)
     global_context: bool
+    period: int = 1  # tiles must start at multiples of this many LR pixels
 
 
 def measure_receptive_field(module: nn.Module, info: ModelInfo, size: int = PROBE_SIZE) -> ReceptiveField | None:
@@ -61,7 +70,33 @@ def measure_receptive_field(module: nn.Module, info: ModelInfo, size: int = PROB
     if not np.isfinite(peak) or peak == 0:
         return None
     radius = int(np.nonzero(rings > THRESHOLD * peak)[0].max())
-    return ReceptiveField(radius=radius, global_context=radius >= size // 2 - 1)
+    global_context = radius >= size // 2 - 1
+    period = 1 if global_context else shift_period(probe, base, scale, data_range, margin=radius + 2)
+    return ReceptiveField(radius=radius, global_context=global_context, period=period)
+
+
+def shift_period(probe: nn.Module, base: torch.Tensor, scale: int, data_range: float, margin: int) -> int:
+    """The smallest shift in :data:`PERIODS` under which the output moves with the input.
+
+    Two crops of the same image, offset by ``p`` pixels, must give outputs
+    that agree (offset by ``p * scale``) away from their borders. When no
+    period in the list works, or the receptive field leaves no interior to
+    compare, 1 is returned: there is no alignment that would help.
+    """
+    size = base.shape[-1]
+    crop = size - max(PERIODS)
+    with torch.inference_mode():
+        reference = probe(base[..., :crop, :crop])
+        for period in PERIODS:
+            shifted = probe(base[..., period : period + crop, period : period + crop])
+            inner = slice(margin * scale, (crop - margin - period) * scale)
+            moved = slice((margin + period) * scale, (crop - margin) * scale)
+            if inner.start >= inner.stop:
+                return 1
+            difference = (shifted[..., inner, inner] - reference[..., moved, moved]).abs().max().item()
+            if difference <= SHIFT_TOLERANCE * data_range:
+                return period
+    return 1
 
 
 def _float64_copy(module: nn.Module) -> nn.Module | None:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sr_export.artifacts import Artifact
-from sr_export.errors import SrExportError, StageFailed
+from sr_export.errors import SrExportError, StageFailed, runtime_error_line
 from sr_export.targets.base import Target
 
 
@@ -37,7 +37,7 @@ class OnnxRuntimeRunner:
         try:
             self._session = cpu_session(artifact.path, threads)
         except Exception as exc:
-            raise SrExportError(f"ONNX Runtime cannot load {artifact.path}: {_first_line(exc)}") from exc
+            raise SrExportError(f"ONNX Runtime cannot load {artifact.path}: {runtime_error_line(exc)}") from exc
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1:
             raise SrExportError(f"{artifact.path} has {len(inputs)} inputs; an SR model takes one image tensor")
@@ -53,7 +53,7 @@ class OnnxRuntimeRunner:
             (output,) = self._session.run([self._output_name], {self._input_name: np.ascontiguousarray(batch, np.float32)})
         except Exception as exc:
             raise StageFailed(
-                "check", f"ONNX Runtime failed on a {_shape(batch.shape)} input: {_first_line(exc)}"
+                "check", f"ONNX Runtime failed on a {_shape(batch.shape)} input: {runtime_error_line(exc)}"
             ) from exc
         return output
 
@@ -99,7 +99,3 @@ class OnnxRuntimeTarget(Target):
 def _shape(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape))
 
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

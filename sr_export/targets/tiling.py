@@ -41,19 +41,20 @@ class Span:
     keep_to: int
 
 
-def tile_spans(length: int, tile: int, overlap: int) -> list[Span]:
+def tile_spans(length: int, tile: int, overlap: int, align: int = 1) -> list[Span]:
     """Tiles of size ``tile`` covering ``[0, length)`` with ``overlap`` px of context per side.
 
-    The last tile is shifted back to end at the image border, so no tile
-    reaches past the image unless the image is shorter than one tile (then
-    one tile at 0; the caller pads).
+    Tile starts are multiples of ``align``; the last tile ends at the image
+    border, so ``length - tile`` must be a multiple of ``align`` too (see
+    :func:`aligned_length`). An image shorter than one tile is one tile at 0
+    (the caller pads).
     """
-    if tile < 1:
-        raise SrExportError(f"tile size must be positive, not {tile}")
+    if tile < 1 or align < 1:
+        raise SrExportError(f"tile size and alignment must be positive, not {tile} and {align}")
     if length <= tile:
         return [Span(0, 0, length)]
     overlap = max(0, min(overlap, (tile - 1) // 2))
-    stride = tile - 2 * overlap
+    stride = max(align, (tile - 2 * overlap) // align * align)
     starts = list(range(0, length - tile, stride)) + [length - tile]
     spans = []
     for index, start in enumerate(starts):
@@ -63,6 +64,11 @@ def tile_spans(length: int, tile: int, overlap: int) -> list[Span]:
         if keep_to > keep_from:
             spans.append(Span(start, keep_from, keep_to))
     return spans
+
+
+def aligned_length(length: int, tile: int, align: int = 1) -> int:
+    """The padded length tiled: at least one tile, and a last tile that starts on the alignment."""
+    return tile + round_up(max(0, length - tile), align)
 
 
 def default_overlap(tile_hw: tuple[int, int], metadata: ArtifactMetadata | None) -> int:
@@ -89,18 +95,24 @@ def round_up(value: int, multiple: int) -> int:
 class TiledRunner:
     """Runs a fixed-size runner over any input, tile by tile."""
 
-    def __init__(self, inner: Runner, tile_hw: tuple[int, int], scale: int, overlap: int) -> None:
+    def __init__(self, inner: Runner, tile_hw: tuple[int, int], scale: int, overlap: int, align: int = 1) -> None:
         if overlap < 0:
             raise SrExportError(f"tile overlap must be 0 or more, not {overlap}")
         self.inner = inner
         self.tile_hw = tile_hw
         self.scale = scale
         self.overlap = min(overlap, (min(tile_hw) - 1) // 2)
-        self.name = f"{inner.name} [tiles {tile_hw[0]}x{tile_hw[1]}, overlap {self.overlap}]"
+        self.align = max(1, align)
+        aligned = f", aligned to {self.align}" if self.align > 1 else ""
+        self.name = f"{inner.name} [tiles {tile_hw[0]}x{tile_hw[1]}, overlap {self.overlap}{aligned}]"
+
+    def padded_hw(self, height: int, width: int) -> tuple[int, int]:
+        return aligned_length(height, self.tile_hw[0], self.align), aligned_length(width, self.tile_hw[1], self.align)
 
     def tile_count(self, height: int, width: int) -> int:
-        return len(tile_spans(height, self.tile_hw[0], self.overlap)) * len(
-            tile_spans(width, self.tile_hw[1], self.overlap)
+        padded_h, padded_w = self.padded_hw(height, width)
+        return len(tile_spans(padded_h, self.tile_hw[0], self.overlap, self.align)) * len(
+            tile_spans(padded_w, self.tile_hw[1], self.overlap, self.align)
         )
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
@@ -108,24 +120,27 @@ class TiledRunner:
         if batch.shape[2:] == (tile_h, tile_w) and batch.shape[0] == 1:
             return self.inner.infer(batch)
         height, width = batch.shape[2:]
+        padded_h, padded_w = self.padded_hw(height, width)
         s = self.scale
-        rows, cols = tile_spans(height, tile_h, self.overlap), tile_spans(width, tile_w, self.overlap)
+        rows = tile_spans(padded_h, tile_h, self.overlap, self.align)
+        cols = tile_spans(padded_w, tile_w, self.overlap, self.align)
         outputs = []
         for sample in batch:
-            padded = pad_to(sample[None], max(height, tile_h), max(width, tile_w))
+            padded = pad_to(sample[None], padded_h, padded_w)
             result: np.ndarray | None = None
             for row in rows:
                 for col in cols:
                     tile = padded[:, :, row.start : row.start + tile_h, col.start : col.start + tile_w]
                     out = self.inner.infer(np.ascontiguousarray(tile))
                     if result is None:
-                        result = np.empty((1, out.shape[1], height * s, width * s), dtype=out.dtype)
+                        result = np.empty((1, out.shape[1], padded_h * s, padded_w * s), dtype=out.dtype)
                     result[:, :, row.keep_from * s : row.keep_to * s, col.keep_from * s : col.keep_to * s] = out[
                         :, :,
                         (row.keep_from - row.start) * s : (row.keep_to - row.start) * s,
                         (col.keep_from - col.start) * s : (col.keep_to - col.start) * s,
                     ]
-            outputs.append(result)
+            assert result is not None
+            outputs.append(result[:, :, : height * s, : width * s])
         return np.concatenate(outputs, axis=0)
 
 
@@ -150,7 +165,7 @@ def adapt_runner(runner: Runner, metadata: ArtifactMetadata, *, tile_overlap: in
     static = metadata.static_hw
     if static is not None:
         overlap = default_overlap(static, metadata) if tile_overlap is None else tile_overlap
-        return TiledRunner(runner, static, metadata.scale, overlap)
+        return TiledRunner(runner, static, metadata.scale, overlap, align=metadata.tile_alignment)
     if metadata.size_multiple > 1 and not metadata.pads_in_graph:
         return PaddedRunner(runner, metadata.size_multiple, metadata.scale)
     return runner

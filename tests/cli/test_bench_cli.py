@@ -22,6 +22,14 @@ def test_profile_prints_the_aim_numbers_and_the_graph_count(sr_bench) -> None:
     assert graph["other_ops"] > 0 and graph["macs"] < aim["flops"] < graph["flops"]
 
 
+def test_profile_input_defaults_to_the_models_channels_at_256(sr_bench) -> None:
+    result = sr_bench("profile", "--model", "idn", "--json", "-")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["input_shape"] == [1, 1, 256, 256]
+    assert report["aim_counter"]["params"] == 552_769
+
+
 def test_profile_table_labels_both_counters(sr_bench) -> None:
     result = sr_bench("profile", "--model", "imdn", "--scale", "2", "--input", "3x64x64")
     assert result.code == 0, result.err

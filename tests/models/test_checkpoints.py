@@ -113,3 +113,31 @@ def test_model_without_official_weights_says_so() -> None:
         load_model(ModelRequest("rfdn", weights="official"))
     with pytest.raises(SrExportError, match=r"no official erfdn x2 checkpoint \(official: x4\)"):
         load_model(ModelRequest("erfdn", scale=2, weights="official"))
+
+
+def test_official_weights_converted_to_safetensors_load_the_same_model(weights_dir: Path, tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = read_state_dict(weights_dir / "imdn_x2.pth")
+    converted = tmp_path / "imdn_x2.safetensors"
+    save_file({f"module.{k}": v.contiguous() for k, v in state.items()}, str(converted))  # as DataParallel saves
+    model = load_model(ModelRequest("imdn", weights=str(converted)))
+    assert model.info.scale == 2 and not model.random_init
+    for key, tensor in model.module.state_dict().items():
+        assert torch.equal(tensor, state[key])
+
+
+def test_safetensors_is_recognised_by_content_whatever_the_suffix(weights_dir: Path, tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = read_state_dict(weights_dir / "imdn_x3.pth")
+    disguised = tmp_path / "imdn_x3.bin"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(disguised))
+    assert load_model(ModelRequest("imdn", weights=str(disguised))).info.scale == 3
+
+
+def test_a_damaged_safetensors_file_is_one_line(tmp_path: Path) -> None:
+    damaged = tmp_path / "broken.safetensors"
+    damaged.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    with pytest.raises(SrExportError, match="corrupt or not a safetensors file"):
+        read_state_dict(damaged)

@@ -1,0 +1,54 @@
+"""The context and the shift period a network needs are measured, so tiling can be exact."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from sr_export.models.loader import ModelInfo
+from sr_export.models.receptive_field import measure_receptive_field
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+INFO = ModelInfo("probe", 2, 3, 1.0, "rgb", 1)
+
+
+def _convs(count: int) -> nn.Module:
+    torch.manual_seed(0)
+    layers: list[nn.Module] = [nn.Conv2d(3, 8, 3, padding=1)]
+    for _ in range(count - 2):
+        layers += [nn.Conv2d(8, 8, 3, padding=1)]
+    layers += [nn.Conv2d(8, 12, 3, padding=1), nn.PixelShuffle(2)]
+    return nn.Sequential(*layers).eval()
+
+
+@pytest.mark.parametrize("convs", [2, 5])
+def test_a_stack_of_3x3_convs_sees_one_pixel_per_conv(convs: int) -> None:
+    measured = measure_receptive_field(_convs(convs), INFO)
+    assert measured is not None
+    assert measured.radius == convs and not measured.global_context and measured.period == 1
+
+
+def test_global_pooling_is_global_context() -> None:
+    class Pooled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = _convs(2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            # Whole-image statistics fed back into every pixel, as channel attention does.
+            return self.body(x) + 100 * x.mean(dim=(1, 2, 3), keepdim=True)
+
+    assert measure_receptive_field(Pooled().eval(), INFO).global_context
+
+
+def test_window_attention_has_the_window_as_period() -> None:
+    spec = importlib.util.spec_from_file_location("window_attention", FIXTURES / "window_attention.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    measured = measure_receptive_field(module.WindowSR(scale=2, window=8).eval(), INFO)
+    assert measured is not None and measured.period == 8 and not measured.global_context
