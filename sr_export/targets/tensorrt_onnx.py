@@ -99,8 +99,9 @@ def prepare_onnx(onnx_artifact: Artifact, settings: EngineSettings, folder: Path
 
 
 def _float(artifact: Artifact) -> Artifact:
-    if artifact.metadata.precision != "fp32" or is_qdq(artifact.path):
-        raise SrExportError(f"{artifact.path.name} is {artifact.metadata.precision}; this step needs the FP32 ONNX")
+    what = "an INT8 QDQ graph" if is_qdq(artifact.path) else artifact.metadata.precision
+    if what != "fp32":
+        raise SrExportError(f"{artifact.path.name} is {what}; this step needs the FP32 ONNX")
     return artifact
 
 
