@@ -30,7 +30,7 @@ def add_parser(commands: Any) -> None:
     trt.add_argument("--entropy-calibrator", action="store_true",
                      help="TensorRT 10 only: calibrate the FP32 graph with IInt8EntropyCalibrator2 (cached) "
                      "instead of building from QDQ")
-    sizes = trt.add_argument_group("shape profile (LR HxW; default 64x64..720x1280, opt 360x640)")
+    sizes = trt.add_argument_group("shape profile (LR HxW; default 32x32..720x1280, opt 360x640)")
     sizes.add_argument("--shape", type=common.size_argument, metavar="HxW", help="one fixed input size")
     sizes.add_argument("--min", type=common.size_argument, metavar="HxW", help="smallest input size")
     sizes.add_argument("--opt", type=common.size_argument, metavar="HxW", help="size TensorRT tunes for")

@@ -19,8 +19,8 @@ from sr_export.targets.profiles import parse_size
 PRECISIONS = ("fp32", "fp16", "int8")
 CALIBRATORS = ("none", "entropy")  # entropy: TensorRT 10's implicit IInt8EntropyCalibrator2
 
-# LR sizes SR video needs: 64x64 tiles up to a 720p frame (x2 -> 1440p, x4 -> 2880p).
-DEFAULT_MIN = (64, 64)
+# LR sizes SR needs: small tiles and test images (Set5 x4 has 57 px sides) up to a 720p frame (x2 -> 1440p, x4 -> 2880p).
+DEFAULT_MIN = (32, 32)
 DEFAULT_OPT = (360, 640)
 DEFAULT_MAX = (720, 1280)
 # Activation memory grows with the largest profile shape; an engine for bigger

@@ -65,10 +65,10 @@ def test_shape_outside_the_profile_is_one_clear_line() -> None:
 
 @pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed here")
 def test_without_tensorrt_the_build_stops_after_preparing(exported_official, tmp_path: Path) -> None:
-    with pytest.raises(RuntimeUnavailable, match="^" + NOT_INSTALLED + "$") as raised:
+    with pytest.raises(RuntimeUnavailable) as raised:
         get_target("tensorrt").build(exported_official("imdn", 2), tmp_path / "m.engine", precision="fp16",
                                      options={"max_shape": "128x128", "min_shape": "32x32"})
-    assert raised.value.exit_code == 4
+    assert str(raised.value) == NOT_INSTALLED and raised.value.exit_code == 4
     assert [p.name for p in tmp_path.iterdir()] == ["imdn_x2_fp16.onnx"]  # the prepared graph, no engine
     with pytest.raises(RuntimeUnavailable):
         import_tensorrt()

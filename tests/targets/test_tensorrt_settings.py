@@ -19,8 +19,9 @@ from sr_export.targets.tensorrt_settings import (
 
 def test_default_profile_covers_tiles_to_720p_tuned_for_360p() -> None:
     profile = shape_profile()
-    assert (profile.min, profile.opt, profile.max) == ((64, 64), (360, 640), (720, 1280))
-    assert profile.contains((540, 960)) and not profile.contains((1080, 1920)) and not profile.contains((32, 64))
+    assert (profile.min, profile.opt, profile.max) == ((32, 32), (360, 640), (720, 1280))
+    assert profile.contains((57, 57))  # the smallest Set5 x4 LR image
+    assert profile.contains((540, 960)) and not profile.contains((1080, 1920)) and not profile.contains((16, 64))
 
 
 def test_fixed_shape_is_a_static_profile() -> None:
