@@ -24,7 +24,6 @@ from sr_export.models.registry import zoo
 from sr_export.targets.onnxruntime import OnnxRuntimeTarget
 from sr_export.targets.pytorch import PyTorchRunner
 
-
 NOTE = ("ONNX Runtime's CPU provider computes FP16-typed operators in FP32 between FP16 tensors (it inserts casts), so this measures FP16 weights and FP16 rounding of every intermediate tensor, not FP16 accumulation inside GPU kernels. Official weights where the zoo has them; else random initialisation.")
 
 
