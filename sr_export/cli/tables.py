@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from sr_export.artifacts import ArtifactMetadata
+
     from sr_export.bench.evaluate import EvalReport
     from sr_export.bench.profile import ProfileReport
     from sr_export.bench.speed import SpeedReport
