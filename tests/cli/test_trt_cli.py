@@ -50,6 +50,14 @@ def test_int8_from_a_float_onnx_without_recipe_is_bad_input(sr_export, fp32_file
     assert list(tmp_path.iterdir()) == []
 
 
+def test_int8_calibration_with_an_unknown_recipe_is_one_line(sr_export, fp32_file: Path, tmp_path: Path) -> None:
+    # Whether or not the calibration module is installed, this is bad input, not a traceback.
+    result = sr_export("trt", "--int8", "--calib", "no-such-recipe", "--from", fp32_file, "-o", tmp_path / "m.engine")
+    assert result.code == 2
+    assert result.error()
+    assert not (tmp_path / "m.engine").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
