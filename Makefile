@@ -13,7 +13,13 @@ SHARED ?= $(abspath ../shared)
 export SR_EXPORT_SHARED ?= $(SHARED)
 export SR_EXPORT_WEIGHTS_DIR ?= $(SHARED)/weights
 
-.PHONY: demo test install clean
+# TensorRT API names are checked against the real Python bindings of JetPack 6's
+# release (10.3) and the newest 11.x; names only TensorRT 10 has live in one module.
+TRT_API_NAMES ?= $(SHARED)/tools/trt-api-names
+TRT_COMMON = $(filter-out $(TRT_10_ONLY),$(wildcard sr_export/targets/tensorrt*.py))
+TRT_10_ONLY := sr_export/targets/tensorrt_implicit.py
+
+.PHONY: demo test install clean trt-api-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +38,12 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/sr-bench --target cpu
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed trt-api-check
 	$(BIN)/python -m pytest
+
+trt-api-check: $(VENV)/.installed
+	$(BIN)/python $(TRT_API_NAMES) --versions 10.3.0,11.4.0.106 $(TRT_COMMON)
+	$(BIN)/python $(TRT_API_NAMES) --versions 10.3.0 $(TRT_10_ONLY)
 
 clean:
 	rm -rf $(VENV) sr-bench-out .pytest_cache

@@ -33,6 +33,15 @@ class MissingDependencyError(SrExportError):
         self.extra = extra
 
 
+class RuntimeUnavailable(SrExportError):
+    """The artifact was prepared, but its runtime (or the device it needs) is not on this machine.
+
+    Exit status 4: nothing failed, the remaining step has to run elsewhere.
+    """
+
+    exit_code = 4
+
+
 class CheckFailed(SrExportError):
     """A check ran and the artifact failed it (exit status 1, not 2)."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sr_export import __version__
-from sr_export.cli import common
+from sr_export.cli import common, trt_cli
 from sr_export.errors import CheckFailed, SrExportError
 
 
@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_json_argument(check, "parity report")
     common.add_model_arguments(check, required=False)
     check.set_defaults(handler=cmd_check)
+
+    trt_cli.add_parser(commands)
 
     models = commands.add_parser("models", help="list the model zoo")
     common.add_json_argument(models, "zoo listing")

@@ -25,6 +25,7 @@ class Backend:
 
 BACKENDS: dict[str, Backend] = {
     "onnxruntime": Backend("sr_export.targets.onnxruntime:OnnxRuntimeTarget", (".onnx",)),
+    "tensorrt": Backend("sr_export.targets.tensorrt:TensorRTTarget", (".engine", ".plan"), "tensorrt"),
 }
 
 
