@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from sr_export import __version__
-from sr_export.errors import SrExportError
 from sr_export.bench.history import RunRecord
+from sr_export.errors import SrExportError
 from sr_export.resources import list_resources
 from sr_export.targets.profiles import TargetProfile, parse_size
 
@@ -171,13 +171,15 @@ def run_model(
     *,
     exporter: str = "auto",
     batch: str = "",
+    cache: dict[Any, Any] | None = None,
 ) -> SuiteRow:
     """The whole pipeline for one model on one target; ``step`` is told what is happening now.
 
     Export, build and quality checks run on this machine; timing runs in the
     device runner, on this machine or on the profile's SSH device, so local and
     remote numbers come from the same code. PyTorch eager is timed alongside
-    only for local targets, where the ratio means something.
+    only for local targets, where the ratio means something. ``cache`` carries
+    exports and checks between the targets of one matrix run.
     """
     import datetime
 
@@ -199,17 +201,23 @@ def run_model(
     from sr_export.targets.pytorch import PyTorchRunner
 
     runtime = device_runtime(profile)
+    cache = cache if cache is not None else {}
     label = f"{entry.model} x{entry.scale or '?'}"
-    step(f"{label}: loading")
-    model = load_model(ModelRequest(entry.model, scale=entry.scale, weights=entry.weights))
+    if entry not in cache:  # a model is loaded, exported and profiled once for all targets
+        step(f"{label}: loading")
+        model = load_model(ModelRequest(entry.model, scale=entry.scale, weights=entry.weights))
+        step(f"{model.info.name} x{model.info.scale}: exporting to ONNX")
+        exported = export_onnx(model, ExportOptions(exporter=exporter))
+        onnx_path = out_dir / default_filename(model)
+        with atomic_path(onnx_path) as tmp:
+            onnx.save(exported.proto, str(tmp))
+        step(f"{model.info.name} x{model.info.scale}: profiling")
+        complexity = profile_model(model, (1, model.info.in_channels, *suite.profile_input[1:]),
+                                   onnx_model=exported.proto)
+        cache[entry] = (model, exported, Artifact(onnx_path, exported.metadata), complexity)
+    model, exported, onnx_artifact, complexity = cache[entry]
     info = model.info
     label = f"{info.name} x{info.scale}"
-    step(f"{label}: exporting to ONNX")
-    exported = export_onnx(model, ExportOptions(exporter=exporter))
-    onnx_path = out_dir / default_filename(model)
-    with atomic_path(onnx_path) as tmp:
-        onnx.save(exported.proto, str(tmp))
-    onnx_artifact = Artifact(onnx_path, exported.metadata)
     runner = None
     if runtime == "trtexec":
         artifact = onnx_artifact
@@ -222,14 +230,18 @@ def run_model(
             artifact = target.from_model(model, out_dir, precision=profile.precision, options=profile.options)
         runner = open_runner(artifact, threads=profile.threads)
     reference = PyTorchRunner(model, profile.threads)
+    artifact_sha = _sha256(artifact.path)
 
-    parity = None
-    if runner is not None:
+    # Outputs do not depend on threads or on where the artifact is timed: check each artifact once.
+    checked_key = ("checked", artifact_sha, suite.dataset)
+    if runner is not None and checked_key not in cache:
         step(f"{label}: parity")
         parity = run_parity(runner, reference, builtin_parity_inputs(info), data_range=info.data_range,
                             precision=artifact.metadata.precision)
-    step(f"{label}: profiling")
-    complexity = profile_model(model, (1, info.in_channels, *suite.profile_input[1:]), onnx_model=exported.proto)
+        step(f"{label}: evaluating on {suite.dataset}")
+        quality = evaluate(runner, info, load_dataset(suite.dataset, info.scale), dataset=suite.dataset)
+        cache[checked_key] = (parity, quality, render_sample(runner, info))
+    parity, quality, sample = cache.get(checked_key, (None, None, None))
 
     where = profile.access.host if profile.access.is_remote else "this machine"
     job = job_document(runtime=runtime, artifact=artifact.path.name, precision=profile.precision,
@@ -250,14 +262,9 @@ def run_model(
         speed["pytorch"] = eager.timings[0].to_dict()
         speedup = speed["pytorch"]["median_ms"] / target_ms
 
-    quality, sample = None, None
-    if runner is not None:
-        step(f"{label}: evaluating on {suite.dataset}")
-        quality = evaluate(runner, info, load_dataset(suite.dataset, info.scale), dataset=suite.dataset)
-        sample = render_sample(runner, info)
     aim = complexity.aim
     record = RunRecord(
-        model=info.name, scale=info.scale, artifact_name=artifact.path.name, artifact_sha256=_sha256(artifact.path),
+        model=info.name, scale=info.scale, artifact_name=artifact.path.name, artifact_sha256=artifact_sha,
         target=profile.name, backend=profile.backend, precision=profile.precision, tool_version=__version__,
         device={**result["device"], "access": profile.access.to_dict(), "power": profile.access.power,
                 "notes": profile.notes},

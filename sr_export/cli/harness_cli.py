@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -120,6 +119,7 @@ def run_plan(plan: Plan, args: argparse.Namespace, console: Any) -> list[tuple[A
     import uuid
 
     from sr_export.bench.history import open_history
+    from sr_export.bench.suite import run_model
 
     batch = uuid.uuid4().hex[:12]
     groups: dict[str, list[Any]] = {}
@@ -127,14 +127,17 @@ def run_plan(plan: Plan, args: argparse.Namespace, console: Any) -> list[tuple[A
         key = profile.access.host if profile.access.is_remote else ""
         groups.setdefault(key, []).append(profile)
     results: dict[str, list[Any]] = {}
+    cache: dict[Any, Any] = {}
 
     def run_group(profiles: list[Any], progress: Any) -> None:
         for profile in profiles:
             task = progress.add_task(f"{profile.name}", total=len(plan.suite.models))
             rows = results.setdefault(profile.name, [])
             for entry in plan.suite.models:
-                row = _run_one(entry, plan, profile, args, batch,
-                               lambda text, task=task: progress.update(task, description=f"{profile.name}: {text}"))
+                row = run_model(entry, plan.suite, profile, args.out_dir,
+                                lambda text, task=task, name=profile.name: progress.update(
+                                    task, description=f"{name}: {text}"),
+                                exporter=args.run_exporter, batch=batch, cache=cache)
                 if not args.no_history and row.record is not None:
                     with open_history(args.db) as history:
                         history.add(row.record)
@@ -155,13 +158,6 @@ def run_plan(plan: Plan, args: argparse.Namespace, console: Any) -> list[tuple[A
         console.print(f"stored {sum(len(r) for r in results.values())} run(s) in {args.db or default_db_path()} "
                       f"(sr-bench history)")
     return [(p, results.get(p.name, [])) for p in plan.profiles]
-
-
-def _run_one(entry: Any, plan: Plan, profile: Any, args: argparse.Namespace, batch: str,
-             step: Callable[[str], None]) -> Any:
-    from sr_export.bench.suite import run_model
-
-    return run_model(entry, plan.suite, profile, args.out_dir, step, exporter=args.run_exporter, batch=batch)
 
 
 def target_label(profile: Any) -> str:

@@ -121,6 +121,13 @@ def available_profiles() -> dict[str, Path]:
     return {name: path for name, path in list_resources("targets").items() if not name.startswith("_")}
 
 
+def resource_template() -> Path:
+    """The commented profile to copy for a device of one's own."""
+    from sr_export.resources import resource_dir
+
+    return resource_dir("targets") / "_template.toml"
+
+
 def load_profile(name_or_path: str | Path) -> TargetProfile:
     path = Path(name_or_path)
     if not (path.suffix == ".toml" and path.is_file()):

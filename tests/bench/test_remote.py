@@ -14,7 +14,6 @@ import pytest
 
 from sr_export.bench.remote import DeviceError, job_document, run_on_device
 from sr_export.targets.profiles import load_profile
-from sshd_server import doomed_ssh_server, ssh_server  # noqa: F401 - fixtures
 
 ESPCN = Path(__file__).resolve().parents[1] / "fixtures" / "espcn.py"
 NASTY = "dev ice; $(touch PWNED) `touch PWNED2`"

@@ -9,8 +9,6 @@ import threading
 import time
 from pathlib import Path
 
-from sshd_server import doomed_ssh_server, ssh_server  # noqa: F401 - fixtures
-
 ESPCN = Path(__file__).resolve().parents[1] / "fixtures" / "espcn.py"
 NASTY = "dev ice; $(touch PWNED) `touch PWNED2`"
 
