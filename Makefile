@@ -13,7 +13,7 @@ SHARED ?= $(abspath ../shared)
 export SR_EXPORT_SHARED ?= $(SHARED)
 export SR_EXPORT_WEIGHTS_DIR ?= $(SHARED)/weights
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean ci-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,19 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
+
+# System packages some tests drive for real: an sshd for the remote-device tests,
+# headless Chromium for the HTML report. Installed only when missing (Debian/Ubuntu).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ci-deps:
+	@missing=""; \
+	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
+	command -v ssh >/dev/null || missing="$$missing openssh-client"; \
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 clean:
 	rm -rf $(VENV) sr-bench-out .pytest_cache
