@@ -125,10 +125,18 @@ def environment() -> dict[str, str]:
 
 
 def device_runtime(profile: TargetProfile) -> str:
-    """Which runtime the device runner uses for the profile, or one line saying what is missing."""
-    if profile.backend == "tensorrt":
-        return "trtexec"  # engines are built on the device itself, from the ONNX file
+    """Which runtime the device runner uses for the profile; checked before any work is done."""
+    if profile.backend == "tensorrt" and profile.access.is_remote:
+        return "trtexec"  # the board builds the engine from the ONNX file; nothing TensorRT is needed here
     profile.require_backend()
+    from sr_export.targets import get_target
+
+    target = get_target(profile.backend)
+    if profile.precision not in target.precisions:
+        raise SrExportError(f"target '{profile.name}': the {profile.backend} backend of this installation builds "
+                            f"{', '.join(target.precisions)}, not {profile.precision}")
+    if profile.backend == "tensorrt":
+        return "trtexec"
     if profile.backend not in ("onnxruntime", "tflite"):
         raise SrExportError(f"target '{profile.name}': the device runner cannot time {profile.backend} artifacts; "
                             f"time them where their runtime lives (sr-bench speed --artifact on that machine)")
