@@ -121,6 +121,17 @@ class SshDevice:
         return _stream(self.ssh_args(command), progress, timeout, where=self.label, ssh=True)
 
 
+def preflight(access: DeviceAccess) -> None:
+    """Fail in seconds, before any export, when the device cannot be reached or has no such Python."""
+    if not access.is_remote:
+        return
+    device = SshDevice(access)
+    found = device._check(f"command -v {shlex.quote(access.python)} || echo MISSING", "reaching the device",
+                          timeout=access.connect_timeout_s + 30)
+    if found.strip().endswith("MISSING"):
+        raise DeviceError(f"{device.label} has no '{access.python}' on its PATH (device.python in the profile)")
+
+
 def remote_path(path: str) -> str:
     """``path`` quoted for a POSIX shell; a leading ``~/`` still means the remote home folder."""
     if path.startswith("~/"):

@@ -144,6 +144,14 @@ def run_plan(plan: Plan, args: argparse.Namespace, console: Any) -> list[tuple[A
                 rows.append(row)
                 progress.advance(task)
 
+    from sr_export.bench.remote import preflight
+    from sr_export.bench.suite import device_runtime
+
+    for profile in plan.profiles:
+        device_runtime(profile)
+    for group in groups.values():
+        with console.status(f"checking {group[0].access.host}"):
+            preflight(group[0].access)
     with common.progress_bar(console) as progress:
         local = groups.pop("", [])
         if local:

@@ -112,3 +112,12 @@ def test_a_run_past_its_timeout_is_stopped_and_cleaned_up(ssh_server, espcn_onnx
     with pytest.raises(DeviceError, match="did not finish within 3 s"):
         run_on_device(profile.access, espcn_onnx, job(espcn_onnx, runs=1_000_000), timeout=3)
     assert not list((tmp_path / NASTY).iterdir())
+
+
+def test_preflight_names_a_python_the_device_lacks(ssh_server, tmp_path: Path) -> None:
+    from sr_export.bench.remote import preflight
+
+    profile = load_profile(write_profile(tmp_path, ssh_server, python="python-that-is-not-there"))
+    with pytest.raises(DeviceError, match="sr-device has no 'python-that-is-not-there' on its PATH"):
+        preflight(profile.access)
+    preflight(load_profile(write_profile(tmp_path, ssh_server)).access)  # the venv's Python is there

@@ -32,7 +32,7 @@ def test_cpu_int8_says_what_the_onnxruntime_backend_lacks(sr_bench, tmp_path) ->
 
 
 def test_a_jetson_profile_needs_no_tensorrt_here_but_a_reachable_board(sr_bench, tmp_path) -> None:
-    # No such host: ssh fails to resolve it, after the model was exported here.
+    # No such host: ssh fails to resolve it, before anything is exported.
     profile = tmp_path / "board.toml"
     profile.write_text('backend = "tensorrt"\nprecision = "fp16"\n[device]\nkind = "ssh"\n'
                        'host = "no-such-board.invalid"\nconnect_timeout_s = 2\n[bench]\ninput_sizes = ["16x16"]\n')
@@ -40,5 +40,5 @@ def test_a_jetson_profile_needs_no_tensorrt_here_but_a_reachable_board(sr_bench,
     result = sr_bench("--target", profile, "--models", f"{espcn}:ESPCN", "--scale", "2", "--exporter", "legacy",
                       "--db", tmp_path / "h.sqlite", "--out-dir", tmp_path / "out")
     assert result.code == 2
-    assert "creating the working folder on no-such-board.invalid failed: ssh could not connect" in result.error()
-    assert (tmp_path / "out" / "espcn_x2.onnx").is_file()
+    assert "reaching the device on no-such-board.invalid failed: ssh could not connect" in result.error()
+    assert not (tmp_path / "out" / "espcn_x2.onnx").exists()
