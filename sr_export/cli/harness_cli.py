@@ -20,12 +20,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                        "different SSH hosts are measured concurrently")
     group.add_argument("--sizes", dest="run_sizes", type=common.sizes_argument, metavar="HxW,...",
                        help="LR sizes to time (default: the suite's; with --models, the profile's)")
-    group.add_argument("--warmup", dest="run_warmup", type=int, help="untimed runs per size")
-    group.add_argument("--runs", dest="run_runs", type=int, help="timed runs per size")
-    group.add_argument("--scale", dest="run_scale", type=int, help="scale for --models (default: the model's)")
-    group.add_argument("--weights", dest="run_weights", help="weights for --models: 'official', a path, or none "
+    group.add_argument("--warmup", dest="run_warmup", type=int, metavar="N", help="untimed runs per size")
+    group.add_argument("--runs", dest="run_runs", type=int, metavar="N", help="timed runs per size")
+    group.add_argument("--scale", dest="run_scale", type=int, metavar="S", help="scale for --models (default: the model's)")
+    group.add_argument("--weights", dest="run_weights", metavar="W", help="weights for --models: 'official', a path, or none "
                        "(random init: speed only)")
-    group.add_argument("--dataset", dest="run_dataset", help="PSNR/SSIM dataset for --models (default: builtin)")
+    group.add_argument("--dataset", dest="run_dataset", metavar="DIR", help="PSNR/SSIM dataset for --models (default: builtin)")
     group.add_argument("--exporter", dest="run_exporter", choices=("auto", "dynamo", "legacy"), default="auto",
                        help="ONNX exporter (default auto)")
     add_db_argument(parser, top_level=True)
@@ -61,8 +61,8 @@ def add_commands(commands: Any) -> None:
                       help="a run number, or a JSON file from sr-bench history --json")
     gate.add_argument("--run", action="append", default=[], metavar="RUN",
                       help="runs to check (repeatable; default: every run of the latest sr-bench invocation)")
-    gate.add_argument("--max-slowdown", default="10%", help="largest allowed median-latency increase (default 10%%)")
-    gate.add_argument("--max-psnr-drop", type=float, default=0.05, help="largest allowed PSNR-Y drop in dB (default 0.05)")
+    gate.add_argument("--max-slowdown", default="10%", metavar="PCT", help="largest allowed median-latency increase (default 10%%)")
+    gate.add_argument("--max-psnr-drop", type=float, default=0.05, metavar="DB", help="largest allowed PSNR-Y drop in dB (default 0.05)")
     common.add_json_argument(gate, "verdict")
     gate.set_defaults(handler=cmd_gate)
 
