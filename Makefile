@@ -19,7 +19,7 @@ TRT_API_NAMES ?= $(SHARED)/tools/trt-api-names
 TRT_COMMON = $(filter-out $(TRT_10_ONLY),$(wildcard sr_export/targets/tensorrt*.py))
 TRT_10_ONLY := sr_export/targets/tensorrt_implicit.py
 
-.PHONY: demo test install clean trt-api-check
+.PHONY: demo test install clean trt-api-check ci-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,19 @@ test: $(VENV)/.installed trt-api-check
 trt-api-check: $(VENV)/.installed
 	$(BIN)/python $(TRT_API_NAMES) --versions 10.3.0,11.4.0.106 $(TRT_COMMON)
 	$(BIN)/python $(TRT_API_NAMES) --versions 10.3.0 $(TRT_10_ONLY)
+
+# System packages some tests drive for real: an sshd for the remote-device tests,
+# headless Chromium for the HTML report. Installed only when missing (Debian/Ubuntu).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ci-deps:
+	@missing=""; \
+	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
+	command -v ssh >/dev/null || missing="$$missing openssh-client"; \
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 clean:
 	rm -rf $(VENV) sr-bench-out .pytest_cache

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+# The real sshd behind the remote-device tests (ssh_server, doomed_ssh_server).
+pytest_plugins = ["sshd_server"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SR_EXPORT_SHARED", REPO.parent / "shared")).resolve()
 
@@ -39,8 +42,10 @@ def set5(shared: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Nothing a test does may write into the user's ~/.cache.
+    # Nothing a test does may write into the user's ~/.cache or results history.
     monkeypatch.setenv("SR_EXPORT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.getbasetemp() / "data"))
+    monkeypatch.delenv("SR_EXPORT_HISTORY", raising=False)
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,10 @@ class Timing:
         return float(np.percentile(self.samples_s, 90))
 
     @property
+    def p99_s(self) -> float:
+        return float(np.percentile(self.samples_s, 99))
+
+    @property
     def min_s(self) -> float:
         return min(self.samples_s)
 
@@ -55,6 +59,7 @@ class Timing:
             "runs": len(self.samples_s),
             "median_ms": round(self.median_s * 1e3, 3),
             "p90_ms": round(self.p90_s * 1e3, 3),
+            "p99_ms": round(self.p99_s * 1e3, 3),
             "min_ms": round(self.min_s * 1e3, 3),
             "fps": round(self.fps, 3),
             "output_mpix_per_s": round(self.output_mpix_per_s, 4),

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sr_export import __version__
-from sr_export.cli import common
+from sr_export.cli import common, harness_cli
 from sr_export.errors import CheckFailed, SrExportError
 
 DEFAULT_OUT_DIR = Path("sr-bench-out")
@@ -24,8 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", default="cpu", help="target profile name or .toml path (default: cpu)")
     parser.add_argument("--suite", default="default", help="benchmark suite name or .toml path (default: default)")
     parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR, help="where artifacts and results go")
+    harness_cli.add_run_arguments(parser)
     parser.set_defaults(handler=cmd_suite)  # plain `sr-bench` runs the suite
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    harness_cli.add_commands(commands)
 
     profile = commands.add_parser("profile", help="params, FLOPs, activations, #conv (AIM counter and ONNX graph)")
     common.add_model_arguments(profile)
@@ -202,68 +204,35 @@ def cmd_speed(args: argparse.Namespace) -> int:
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
     from sr_export.bench.plots import latency_chart
-    from sr_export.bench.suite import environment, load_suite, run_model, target_label
-    from sr_export.checks.parity import format_psnr
     from sr_export.io import write_json_atomic
-    from sr_export.targets.profiles import load_profile
 
-    console = common.stderr_console()
-    profile = load_profile(args.target)
-    suite = load_suite(args.suite)
-    if profile.device != "local":
-        raise SrExportError(f"target '{profile.name}' runs on device '{profile.device}', which this version cannot reach")
+    console, out = common.stderr_console(), common.stdout_console()
+    plan = harness_cli.plan_from_args(args)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    with common.progress_bar(console) as progress:
-        task = progress.add_task(f"suite '{suite.name}' on {profile.name}", total=len(suite.models))
-        for entry in suite.models:
-            rows.append(run_model(entry, suite, profile, args.out_dir,
-                                  lambda text: progress.update(task, description=text)))
-            progress.advance(task)
-
-    table = Table(title=f"sr-bench: suite '{suite.name}' on target '{profile.name}' ({profile.description})",
-                  title_justify="left", header_style="bold")
-    label = target_label(profile)
-    for column in ("model", "params", "AIM GFLOPs", "graph GFLOPs", "parity PSNR", "PyTorch ms",
-                   f"{label} ms", "speedup", f"PSNR-Y ({suite.dataset})", "SSIM-Y"):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for row in rows:
-        pt, tg = row.speed["pytorch"], row.speed[label]
-        parity = ("[green]" if row.parity_passed else "[red]") + format_psnr(row.parity_worst_psnr_db) + " dB"
-        table.add_row(
-            f"{row.model} x{row.scale}", f"{row.params:,}",
-            f"{row.aim_flops / 1e9:.2f}" if row.aim_flops is not None else "n/a",
-            f"{row.graph_flops / 1e9:.2f}" if row.graph_flops is not None else "n/a",
-            parity, f"{pt['median_ms']:.0f}", f"{tg['median_ms']:.0f}", f"{row.speedup:.2f}x",
-            f"{row.psnr_y:.2f}", f"{row.ssim_y:.4f}",
-        )
-    out = common.stdout_console()
-    out.print(table)
-    size = suite.speed_sizes[0]
-    out.print(f"FLOPs at 1x3x{suite.profile_input[1]}x{suite.profile_input[2]}; latency = median of {suite.runs} runs "
-              f"at LR {size[0]}x{size[1]}; parity = worst PSNR between outputs over the built-in inputs.")
-
-    stem = f"{suite.name}-{profile.name}"
-    results = {
-        "suite": suite.name,
-        "target": {"name": profile.name, "backend": profile.backend, "precision": profile.precision,
-                   "threads": profile.threads},
-        "environment": environment(),
-        "rows": [_row_dict(row) for row in rows],
-    }
-    json_path = write_json_atomic(args.out_dir / f"{stem}.json", results)
-    chart = latency_chart(
-        [f"{r.model} x{r.scale}" for r in rows],
-        {"pytorch": [r.speed["pytorch"]["median_ms"] for r in rows],
-         label: [r.speed[label]["median_ms"] for r in rows]},
-        args.out_dir / f"{stem}-latency.png",
-        title=f"median latency, LR {size[0]}x{size[1]}, {profile.name}",
-    )
-    out.print(f"wrote {json_path} and {chart}")
-    failed = [f"{r.model} x{r.scale}" for r in rows if not r.parity_passed]
+    rows_by_target = harness_cli.run_plan(plan, args, console)
+    failed = []
+    for profile, rows in rows_by_target:
+        suite = plan.suite
+        out.print(harness_cli.suite_table(suite, profile, rows))
+        size = suite.speed_sizes[0]
+        out.print(f"FLOPs at 1x3x{suite.profile_input[1]}x{suite.profile_input[2]}; latency = median of {suite.runs} "
+                  f"runs at LR {size[0]}x{size[1]}; parity = worst PSNR between outputs over the built-in inputs.")
+        stem = f"{suite.name}-{profile.name}"
+        results = {
+            "suite": suite.name,
+            "target": profile.to_dict(),
+            "environment": harness_cli.local_environment(),
+            "rows": [_row_dict(row) for row in rows],
+        }
+        json_path = write_json_atomic(args.out_dir / f"{stem}.json", results)
+        label = harness_cli.target_label(profile)
+        series = {name: [r.speed[name]["median_ms"] if name in r.speed else 0.0 for r in rows]
+                  for name in ("pytorch", label) if any(name in r.speed for r in rows)}
+        chart = latency_chart([f"{r.model} x{r.scale}" for r in rows], series, args.out_dir / f"{stem}-latency.png",
+                              title=f"median latency, LR {size[0]}x{size[1]}, {profile.name}")
+        out.print(f"wrote {json_path} and {chart}")
+        failed += [f"{r.model} x{r.scale} on {profile.name}" for r in rows if r.parity_passed is False]
     if failed:
         raise CheckFailed(f"parity failed for {', '.join(failed)}")
     return 0
@@ -274,6 +243,7 @@ def _row_dict(row: Any) -> dict[str, Any]:
     from dataclasses import asdict
 
     data = asdict(row)
-    if math.isinf(data["parity_worst_psnr_db"]):
+    data.pop("record", None)
+    if data["parity_worst_psnr_db"] is not None and math.isinf(data["parity_worst_psnr_db"]):
         data["parity_worst_psnr_db"] = None
     return data

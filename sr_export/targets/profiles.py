@@ -1,5 +1,11 @@
 """Declarative target profiles (``targets/*.toml``): which backend, precision,
-sizes and timing settings one device is measured with."""
+sizes and timing settings one device is measured with, and how to reach it.
+
+Profiles are validated strictly: a typo in a key or a bad value is an error
+that names the key, because a silently ignored ``runs = "50"`` or
+``[devcie]`` section would produce numbers measured under conditions other
+than the ones the user wrote down.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,46 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 DEFAULT_PROFILE = "cpu"
+PRECISIONS = ("fp32", "fp16", "int8")
+# Backends a profile may name. Those not (yet) in BACKENDS still validate, so a
+# profile can be written before its backend lands; running it names the extra.
+KNOWN_BACKENDS: dict[str, str | None] = {
+    "onnxruntime": None,
+    "tflite": "tflite",
+    "coreml": "coreml",
+    "tensorrt": "tensorrt",
+}
+DEVICE_KINDS = ("local", "ssh")
+
+_TOP_KEYS = {"name", "backend", "description", "precision", "device", "runtime", "bench", "options", "notes"}
+_RUNTIME_KEYS = {"threads"}
+_BENCH_KEYS = {"input_sizes", "warmup", "runs", "timeout_s"}
+_DEVICE_KEYS = {"kind", "host", "user", "port", "key", "workdir", "python", "connect_timeout_s", "power", "ssh_config"}
+
+
+@dataclass(frozen=True)
+class DeviceAccess:
+    """How to reach the device: this machine, or an SSH host (alias from ~/.ssh/config or address)."""
+
+    kind: str = "local"
+    host: str | None = None
+    user: str | None = None
+    port: int | None = None
+    key: Path | None = None
+    workdir: str = "/tmp/sr-bench"
+    python: str = "python3"
+    connect_timeout_s: int = 10
+    power: str = ""  # how to set the power mode / clocks before measuring
+    ssh_config: Path | None = None  # ssh -F; None: ~/.ssh/config as ssh itself reads it
+
+    @property
+    def is_remote(self) -> bool:
+        return self.kind != "local"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"kind": self.kind, "host": self.host, "user": self.user, "port": self.port,
+                "key": str(self.key) if self.key else None, "workdir": self.workdir, "python": self.python}
+        return {k: v for k, v in data.items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -25,17 +71,41 @@ class TargetProfile:
     backend: str
     description: str = ""
     precision: str = "fp32"
-    device: str = "local"
+    access: DeviceAccess = field(default_factory=DeviceAccess)
     threads: int | None = None  # None: the runtime's default (all cores)
     input_sizes: tuple[tuple[int, int], ...] = ((256, 256),)
     warmup: int = 2
     runs: int = 10
+    timeout_s: int = 900
+    notes: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None
 
+    @property
+    def device(self) -> str:
+        return self.access.kind
+
+    def require_backend(self) -> None:
+        """One line naming what is missing when this installation cannot build for the profile's backend."""
+        from sr_export.targets import BACKENDS
+
+        if self.backend in BACKENDS:
+            return
+        extra = KNOWN_BACKENDS.get(self.backend)
+        hint = f"install it with: pip install 'sr-export[{extra}]' (a version that ships the {self.backend} target)"
+        raise SrExportError(f"target '{self.name}' needs the '{self.backend}' backend, which this installation "
+                            f"lacks; {hint}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "backend": self.backend, "precision": self.precision, "threads": self.threads,
+            "device": self.access.to_dict(), "input_sizes": [f"{h}x{w}" for h, w in self.input_sizes],
+            "warmup": self.warmup, "runs": self.runs,
+        }
+
 
 def parse_size(text: str) -> tuple[int, int]:
-    """'256x256' or '640x360' (height x width) -> (256, 256); '3x64x64' -> (64, 64)."""
+    """'256x256' or '360x640' (height x width) -> (256, 256); '3x64x64' -> (64, 64)."""
     parts = str(text).lower().replace(" ", "").split("x")
     try:
         values = [int(p) for p in parts]
@@ -47,44 +117,143 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def available_profiles() -> dict[str, Path]:
-    return list_resources("targets")
+    # The commented template is documentation to copy, not a target to run.
+    return {name: path for name, path in list_resources("targets").items() if not name.startswith("_")}
 
 
-def load_profile(name_or_path: str) -> TargetProfile:
+def resource_template() -> Path:
+    """The commented profile to copy for a device of one's own."""
+    from sr_export.resources import resource_dir
+
+    return resource_dir("targets") / "_template.toml"
+
+
+def load_profile(name_or_path: str | Path) -> TargetProfile:
     path = Path(name_or_path)
     if not (path.suffix == ".toml" and path.is_file()):
+        if path.suffix == ".toml":
+            raise SrExportError(f"target profile {path} does not exist")
         profiles = available_profiles()
-        if name_or_path not in profiles:
+        if str(name_or_path) not in profiles:
             known = ", ".join(sorted(profiles)) or "none"
             raise SrExportError(f"unknown target '{name_or_path}'; known targets: {known} (or a path to a .toml profile)")
-        path = profiles[name_or_path]
+        path = profiles[str(name_or_path)]
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SrExportError(f"cannot read target profile {path}: {exc}") from exc
     return profile_from_dict(data, source=path)
 
 
 def profile_from_dict(data: dict[str, Any], source: Path | None = None) -> TargetProfile:
     where = f" in {source}" if source else ""
-    allowed = {"name", "backend", "description", "precision", "device", "runtime", "bench", "options"}
-    unknown = set(data) - allowed
-    if unknown:
-        raise SrExportError(f"unknown key(s) {', '.join(sorted(unknown))}{where}; allowed: {', '.join(sorted(allowed))}")
+    check = _Checker(where)
+    check.keys(data, _TOP_KEYS, "")
     if "backend" not in data:
         raise SrExportError(f"target profile{where} does not name a backend")
-    runtime, bench = data.get("runtime", {}), data.get("bench", {})
-    threads = runtime.get("threads")
+    backend = check.choice(data, "backend", tuple(KNOWN_BACKENDS), "")
+    runtime = check.table(data, "runtime", _RUNTIME_KEYS)
+    bench = check.table(data, "bench", _BENCH_KEYS)
+    options = check.table(data, "options", None)
+    threads = check.integer(runtime, "threads", "runtime.", 0, default=0)
+    sizes = bench.get("input_sizes", ["256x256"])
+    if not isinstance(sizes, list) or not sizes or not all(isinstance(s, str) for s in sizes):
+        raise SrExportError(f"bench.input_sizes{where} must be a non-empty list of \"HxW\" strings")
+    try:
+        input_sizes = tuple(parse_size(s) for s in sizes)
+    except SrExportError as exc:
+        raise SrExportError(f"bench.input_sizes{where}: {exc}") from exc
     return TargetProfile(
-        name=data.get("name", source.stem if source else "custom"),
-        backend=data["backend"],
-        description=data.get("description", ""),
-        precision=data.get("precision", "fp32"),
-        device=data.get("device", "local"),
-        threads=int(threads) if threads else None,
-        input_sizes=tuple(parse_size(s) for s in bench.get("input_sizes", ["256x256"])),
-        warmup=int(bench.get("warmup", 2)),
-        runs=int(bench.get("runs", 10)),
-        options=dict(data.get("options", {})),
+        name=check.string(data, "name", "", default=source.stem if source else "custom"),
+        backend=backend,
+        description=check.string(data, "description", "", default=""),
+        precision=check.choice(data, "precision", PRECISIONS, "", default="fp32"),
+        access=_device(data.get("device", "local"), check),
+        threads=threads or None,
+        input_sizes=input_sizes,
+        warmup=check.integer(bench, "warmup", "bench.", 0, default=2),
+        runs=check.integer(bench, "runs", "bench.", 1, default=10),
+        timeout_s=check.integer(bench, "timeout_s", "bench.", 1, default=900),
+        notes=check.string(data, "notes", "", default=""),
+        options=dict(options),
         source=source,
     )
+
+
+def _device(value: Any, check: _Checker) -> DeviceAccess:
+    if isinstance(value, str):  # the short form: device = "local"
+        if value != "local":
+            raise SrExportError(f"device{check.where} must be \"local\" or a [device] table with kind = \"ssh\"")
+        return DeviceAccess()
+    if not isinstance(value, dict):
+        raise SrExportError(f"device{check.where} must be \"local\" or a [device] table")
+    check.keys(value, _DEVICE_KEYS, "device.")
+    kind = check.choice(value, "kind", DEVICE_KINDS, "device.", default="local")
+    host = check.string(value, "host", "device.", default="") or None
+    if kind == "ssh" and not host:
+        raise SrExportError(f"device.host{check.where} is required when device.kind = \"ssh\"")
+    if host is not None and host.startswith("-"):
+        # ssh would read it as an option; no real host or alias starts with '-'.
+        raise SrExportError(f"device.host{check.where} must not start with '-'")
+    key = check.string(value, "key", "device.", default="")
+    ssh_config = check.string(value, "ssh_config", "device.", default="")
+    workdir = check.string(value, "workdir", "device.", default="/tmp/sr-bench")
+    if kind == "ssh" and not workdir.startswith(("/", "~/")):
+        raise SrExportError(f"device.workdir{check.where} must be an absolute path (or start with ~/)")
+    return DeviceAccess(
+        kind=kind,
+        host=host,
+        user=check.string(value, "user", "device.", default="") or None,
+        port=check.integer(value, "port", "device.", 1, default=0, maximum=65535) or None,
+        key=Path(key).expanduser() if key else None,
+        workdir=workdir,
+        python=check.string(value, "python", "device.", default="python3") or "python3",
+        connect_timeout_s=check.integer(value, "connect_timeout_s", "device.", 1, default=10),
+        power=check.string(value, "power", "device.", default=""),
+        ssh_config=Path(ssh_config).expanduser() if ssh_config else None,
+    )
+
+
+@dataclass(frozen=True)
+class _Checker:
+    """Typed reads from parsed TOML whose errors name the dotted key and the file."""
+
+    where: str
+
+    def keys(self, table: dict[str, Any], allowed: set[str] | None, prefix: str) -> None:
+        unknown = sorted(set(table) - allowed) if allowed is not None else []
+        if unknown:
+            names = ", ".join(prefix + k for k in unknown)
+            raise SrExportError(f"unknown key(s) {names}{self.where}; allowed: {', '.join(sorted(allowed or ()))}")
+
+    def table(self, data: dict[str, Any], key: str, allowed: set[str] | None) -> dict[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise SrExportError(f"{key}{self.where} must be a table ([{key}])")
+        self.keys(value, allowed, f"{key}.")
+        return value
+
+    def string(self, table: dict[str, Any], key: str, prefix: str, *, default: str) -> str:
+        value = table.get(key, default)
+        if not isinstance(value, str):
+            raise SrExportError(f"{prefix}{key}{self.where} must be a string, not {value!r}")
+        return value
+
+    def choice(self, table: dict[str, Any], key: str, choices: tuple[str, ...], prefix: str,
+               *, default: str | None = None) -> str:
+        value = table.get(key, default)
+        if value not in choices:
+            raise SrExportError(f"{prefix}{key}{self.where} is {value!r}; choose one of: {', '.join(choices)}")
+        return value
+
+    def integer(self, table: dict[str, Any], key: str, prefix: str, minimum: int, *, default: int,
+                maximum: int | None = None) -> int:
+        if key not in table:
+            return default
+        value = table[key]
+        # bool is an int in Python; `runs = true` is a mistake, not 1.
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum or (
+                maximum is not None and value > maximum):
+            bound = f"an integer >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+            raise SrExportError(f"{prefix}{key}{self.where} must be {bound}, not {value!r}")
+        return value

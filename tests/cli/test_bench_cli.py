@@ -110,4 +110,6 @@ def test_suite_run_prints_one_table_and_writes_json_and_chart(sr_bench, tmp_path
 
 def test_unknown_target_lists_the_known_ones(sr_bench) -> None:
     result = sr_bench("--target", "jetson-nano-x")
-    assert result.code == 2 and "unknown target 'jetson-nano-x'; known targets: cpu" in result.error()
+    error = result.error()
+    assert result.code == 2 and "unknown target 'jetson-nano-x'; known targets: coreml, cpu, cpu-int8," in error
+    assert "jetson-orin-nano" in error and "_template" not in error

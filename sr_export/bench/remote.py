@@ -1,0 +1,231 @@
+"""Running the device runner on a device: this machine, or one reached with OpenSSH.
+
+The OpenSSH client is used (not a Python SSH stack) so the user's own
+``~/.ssh/config`` applies: host aliases, ProxyJump, agents, keys. Every
+profile value that reaches the remote shell is quoted with :func:`shlex.quote`
+and every local command is an argument list, so host names and folders with
+``;``, spaces or ``$(...)`` are data, never code.
+
+A run copies the artifact and ``device_runner.py`` into a fresh folder under
+the profile's working directory, runs it, streams its ``@progress`` lines,
+reads the one JSON result it prints at the end, and removes the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sr_export.errors import SrExportError
+from sr_export.targets.profiles import DeviceAccess
+
+RUNNER = Path(__file__).with_name("device_runner.py")
+_CHUNK = 1 << 20
+
+Progress = Callable[[str], None]
+
+
+class DeviceError(SrExportError):
+    """The device could not be reached, or the run on it did not finish."""
+
+
+@dataclass(frozen=True)
+class SshDevice:
+    access: DeviceAccess
+
+    @property
+    def label(self) -> str:
+        return f"{self.access.user + '@' if self.access.user else ''}{self.access.host}"
+
+    def ssh_args(self, remote_command: str) -> list[str]:
+        args = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={self.access.connect_timeout_s}",
+                "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-T"]
+        if self.access.ssh_config is not None:
+            args += ["-F", str(self.access.ssh_config)]
+        if self.access.port:
+            args += ["-p", str(self.access.port)]
+        if self.access.key:
+            args += ["-i", str(self.access.key), "-o", "IdentitiesOnly=yes"]
+        if self.access.user:
+            args += ["-l", self.access.user]
+        # '--' ends ssh's options: the host is never read as one.
+        return [*args, "--", str(self.access.host), remote_command]
+
+    def _check(self, remote_command: str, what: str, *, stdin: Any = None, timeout: float = 60) -> str:
+        try:
+            done = subprocess.run(self.ssh_args(remote_command), stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                                  capture_output=True, timeout=timeout, check=False)
+        except FileNotFoundError as exc:
+            raise DeviceError("the OpenSSH client 'ssh' is not installed (apt-get install openssh-client)") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise DeviceError(f"{what} on {self.label} timed out after {timeout:.0f} s") from exc
+        if done.returncode != 0:
+            raise DeviceError(f"{what} on {self.label} failed: {_ssh_reason(done.returncode, done.stderr)}")
+        return done.stdout.decode(errors="replace")
+
+    def make_dir(self, folder: str) -> None:
+        self._check(f"mkdir -p -- {remote_path(folder)}", "creating the working folder")
+
+    def copy(self, source: Path, folder: str, progress: Callable[[int, int], None] | None = None) -> None:
+        """Stream ``source`` to ``folder`` on the device; a cut copy never leaves a file under the final name."""
+        target = remote_path(f"{folder.rstrip('/')}/{source.name}")
+        partial = remote_path(f"{folder.rstrip('/')}/.{source.name}.part")
+        command = f"cat > {partial} && mv -f -- {partial} {target}"
+        try:
+            proc = subprocess.Popen(self.ssh_args(command), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE)
+        except FileNotFoundError as exc:
+            raise DeviceError("the OpenSSH client 'ssh' is not installed (apt-get install openssh-client)") from exc
+        total, sent = source.stat().st_size, 0
+        try:
+            with source.open("rb") as handle:
+                assert proc.stdin is not None
+                while chunk := handle.read(_CHUNK):
+                    proc.stdin.write(chunk)
+                    sent += len(chunk)
+                    if progress:
+                        progress(sent, total)
+        except BrokenPipeError:
+            pass  # the exit status below says why
+        finally:
+            try:
+                proc.stdin.close()  # type: ignore[union-attr]
+            except BrokenPipeError:
+                pass
+        try:
+            proc.wait(timeout=max(60.0, total / 1e6))
+        except subprocess.TimeoutExpired as exc:
+            proc.kill()
+            proc.wait()
+            raise DeviceError(f"copying {source.name} to {self.label} timed out") from exc
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        proc.stderr.close()
+        if proc.returncode != 0:
+            raise DeviceError(f"copying {source.name} to {self.label} failed: {_ssh_reason(proc.returncode, err)}")
+
+    def remove_dir(self, folder: str) -> None:
+        self._check(f"rm -rf -- {remote_path(folder)}", "removing the working folder", timeout=30)
+
+    def run_runner(self, folder: str, python: str, progress: Progress | None, timeout: float) -> dict[str, Any]:
+        command = f"cd {remote_path(folder)} && exec {shlex.quote(python)} device_runner.py job.json"
+        return _stream(self.ssh_args(command), progress, timeout, where=self.label, ssh=True)
+
+
+def preflight(access: DeviceAccess) -> None:
+    """Fail in seconds, before any export, when the device cannot be reached or has no such Python."""
+    if not access.is_remote:
+        return
+    device = SshDevice(access)
+    found = device._check(f"command -v {shlex.quote(access.python)} || echo MISSING", "reaching the device",
+                          timeout=access.connect_timeout_s + 30)
+    if found.strip().endswith("MISSING"):
+        raise DeviceError(f"{device.label} has no '{access.python}' on its PATH (device.python in the profile)")
+
+
+def remote_path(path: str) -> str:
+    """``path`` quoted for a POSIX shell; a leading ``~/`` still means the remote home folder."""
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+def _ssh_reason(code: int, stderr: bytes | str) -> str:
+    text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else stderr
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    last = lines[-1] if lines else "no message"
+    if code == 255:
+        return f"ssh could not connect or lost the connection ({last})"
+    return f"exit status {code} ({last})"
+
+
+def _stream(args: Sequence[str], progress: Progress | None, timeout: float, *, where: str,
+            ssh: bool, cwd: Path | None = None) -> dict[str, Any]:
+    """Run the device runner, forward its progress lines, and return its JSON result."""
+    try:
+        proc = subprocess.Popen(list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd=cwd)
+    except FileNotFoundError as exc:
+        raise DeviceError(f"cannot start {args[0]}: {exc.strerror}") from exc
+    other_lines: list[str] = []
+
+    def read_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.startswith("@progress ") and progress is not None:
+                progress(line[len("@progress "):].strip())
+            elif line.strip():
+                other_lines.append(line.strip())
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        stdout, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        proc.communicate()
+        raise DeviceError(f"the run on {where} did not finish within {timeout:.0f} s (bench.timeout_s)") from exc
+    reader.join(timeout=5)
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    result: dict[str, Any] | None = None
+    if lines:
+        try:
+            result = json.loads(lines[-1])
+        except json.JSONDecodeError:
+            result = None
+    if isinstance(result, dict) and result.get("ok") is False:
+        raise DeviceError(f"on {where}: {result.get('error')}")
+    if proc.returncode == 255 and ssh:
+        raise DeviceError(f"lost the connection to {where} during the run: {_ssh_reason(255, chr(10).join(other_lines))}")
+    if proc.returncode != 0 or not isinstance(result, dict):
+        last = other_lines[-1] if other_lines else "no output"
+        raise DeviceError(f"the device runner on {where} stopped (exit status {proc.returncode}): {last}")
+    return result
+
+
+def job_document(*, runtime: str, artifact: str, precision: str, sizes: Sequence[tuple[int, int]], warmup: int,
+                 runs: int, threads: int | None, scale: int, in_channels: int, data_range: float,
+                 input_name: str = "input") -> dict[str, Any]:
+    return {"runtime": runtime, "artifact": artifact, "precision": precision, "sizes": [list(s) for s in sizes],
+            "warmup": warmup, "runs": runs, "threads": threads, "scale": scale, "in_channels": in_channels,
+            "data_range": data_range, "input_name": input_name}
+
+
+def run_on_device(access: DeviceAccess, artifact: Path, job: dict[str, Any], *, timeout: float,
+                  progress: Progress | None = None) -> dict[str, Any]:
+    """Copy ``artifact`` and the runner to the device, run ``job`` there, clean up, return the result."""
+    job = {**job, "artifact": artifact.name}
+    if not access.is_remote:
+        with tempfile.TemporaryDirectory(prefix="sr-bench-run-") as folder:
+            work = Path(folder)
+            (work / artifact.name).symlink_to(artifact.resolve())
+            (work / "job.json").write_text(json.dumps(job), encoding="utf-8")
+            args = [sys.executable, str(RUNNER), str(work / "job.json")]
+            return _stream(args, progress, timeout, where="this machine", ssh=False, cwd=work)
+    device = SshDevice(access)
+    folder = f"{access.workdir.rstrip('/')}/run-{uuid.uuid4().hex[:12]}"
+    say = progress or (lambda _text: None)
+    say(f"connecting to {device.label}")
+    device.make_dir(folder)
+    try:
+        with tempfile.TemporaryDirectory(prefix="sr-bench-job-") as local:
+            job_file = Path(local) / "job.json"
+            job_file.write_text(json.dumps(job), encoding="utf-8")
+            for source in (RUNNER, job_file, artifact):
+                device.copy(source, folder, lambda sent, total, name=source.name:
+                            say(f"copying {name} {sent / 1e6:.1f}/{total / 1e6:.1f} MB"))
+        return device.run_runner(folder, access.python, progress, timeout)
+    finally:
+        try:
+            device.remove_dir(folder)
+        except DeviceError:
+            pass  # the connection is gone; the run's own error says so

@@ -1,0 +1,320 @@
+"""``sr-bench`` runs over models x targets x sizes, and the history behind them:
+``history``, ``compare``, ``gate`` and ``report``."""
+
+from __future__ import annotations
+
+import argparse
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from sr_export.cli import common
+from sr_export.errors import CheckFailed, SrExportError
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("matrix runs (override the suite and the profile)")
+    group.add_argument("--models", metavar="A,B", help="models to run instead of the suite's (zoo names or path.py:Class)")
+    group.add_argument("--targets", metavar="X,Y", help="several target profiles (names or .toml paths); "
+                       "different SSH hosts are measured concurrently")
+    group.add_argument("--sizes", dest="run_sizes", type=common.sizes_argument, metavar="HxW,...",
+                       help="LR sizes to time (default: the suite's; with --models, the profile's)")
+    group.add_argument("--warmup", dest="run_warmup", type=int, metavar="N", help="untimed runs per size")
+    group.add_argument("--runs", dest="run_runs", type=int, metavar="N", help="timed runs per size")
+    group.add_argument("--scale", dest="run_scale", type=int, metavar="S", help="scale for --models (default: the model's)")
+    group.add_argument("--weights", dest="run_weights", metavar="W", help="weights for --models: 'official', a path, or none "
+                       "(random init: speed only)")
+    group.add_argument("--dataset", dest="run_dataset", metavar="DIR", help="PSNR/SSIM dataset for --models (default: builtin)")
+    group.add_argument("--exporter", dest="run_exporter", choices=("auto", "dynamo", "legacy"), default="auto",
+                       help="ONNX exporter (default auto)")
+    add_db_argument(parser, top_level=True)
+    group.add_argument("--no-history", action="store_true", help="do not store the runs in the results history")
+
+
+def add_db_argument(parser: argparse.ArgumentParser, *, top_level: bool = False) -> None:
+    # Sub-commands must not reset a --db given before the command name.
+    parser.add_argument("--db", type=Path, default=None if top_level else argparse.SUPPRESS, metavar="PATH",
+                        help="results history file (default: sr-export/history.sqlite in the user data folder)")
+
+
+def add_commands(commands: Any) -> None:
+    history = commands.add_parser("history", help="list the runs stored in the results history")
+    add_db_argument(history)
+    history.add_argument("--model", help="only this model")
+    history.add_argument("--target", dest="history_target", help="only this target")
+    history.add_argument("--limit", type=int, default=30, help="newest N runs (default 30)")
+    history.add_argument("--run", action="append", default=[], help="only these run numbers (repeatable)")
+    common.add_json_argument(history, "run records (usable as a gate baseline)")
+    history.set_defaults(handler=cmd_history)
+
+    compare = commands.add_parser("compare", help="deltas between two runs")
+    add_db_argument(compare)
+    compare.add_argument("run_a", metavar="RUN_A")
+    compare.add_argument("run_b", metavar="RUN_B")
+    common.add_json_argument(compare, "deltas")
+    compare.set_defaults(handler=cmd_compare)
+
+    gate = commands.add_parser("gate", help="fail (exit 1) when runs regress against a baseline")
+    add_db_argument(gate)
+    gate.add_argument("--baseline", required=True, metavar="RUN|FILE",
+                      help="a run number, or a JSON file from sr-bench history --json")
+    gate.add_argument("--run", action="append", default=[], metavar="RUN",
+                      help="runs to check (repeatable; default: every run of the latest sr-bench invocation)")
+    gate.add_argument("--max-slowdown", default="10%", metavar="PCT", help="largest allowed median-latency increase (default 10%%)")
+    gate.add_argument("--max-psnr-drop", type=float, default=0.05, metavar="DB", help="largest allowed PSNR-Y drop in dB (default 0.05)")
+    common.add_json_argument(gate, "verdict")
+    gate.set_defaults(handler=cmd_gate)
+
+    report = commands.add_parser("report", help="Markdown + self-contained HTML report with plots")
+    add_db_argument(report)
+    report.add_argument("--run", action="append", default=[], metavar="RUN",
+                        help="runs to include (repeatable; default: the latest run of each model and target)")
+    report.add_argument("--out", type=Path, default=Path("sr-bench-report"), help="folder for report.md/.html")
+    report.set_defaults(handler=cmd_report)
+
+
+@dataclass(frozen=True)
+class Plan:
+    suite: Any  # sr_export.bench.suite.Suite
+    profiles: tuple[Any, ...]  # TargetProfile
+
+
+def plan_from_args(args: argparse.Namespace) -> Plan:
+    from sr_export.bench.suite import Suite, SuiteModel, load_suite
+    from sr_export.targets.profiles import load_profile
+
+    names = [n.strip() for n in (args.targets or args.target).split(",") if n.strip()]
+    if not names:
+        raise SrExportError("--targets names no target")
+    profiles = tuple(load_profile(name) for name in names)
+    if args.models:
+        weights = None if args.run_weights in (None, "none") else args.run_weights
+        models = tuple(SuiteModel(m.strip(), args.run_scale, weights) for m in args.models.split(",") if m.strip())
+        first = profiles[0]
+        suite = Suite(name="matrix", models=models, speed_sizes=first.input_sizes, warmup=first.warmup,
+                      runs=first.runs, dataset=args.run_dataset or "builtin",
+                      description=f"--models {args.models}")
+    else:
+        suite = load_suite(args.suite)
+        if args.run_dataset:
+            suite = replace(suite, dataset=args.run_dataset)
+    if args.run_sizes:
+        suite = replace(suite, speed_sizes=tuple(args.run_sizes))
+    if args.run_warmup is not None:
+        suite = replace(suite, warmup=args.run_warmup)
+    if args.run_runs is not None:
+        suite = replace(suite, runs=args.run_runs)
+    if suite.runs < 1 or suite.warmup < 0:
+        raise SrExportError("--runs must be at least 1 and --warmup at least 0")
+    return Plan(suite, profiles)
+
+
+def run_plan(plan: Plan, args: argparse.Namespace, console: Any) -> list[tuple[Any, list[Any]]]:
+    """Every model on every target; runs on different SSH hosts go in parallel, everything else in turn.
+
+    Each finished run is stored at once (its own transaction), so runs done
+    before a failure are kept and the failed one leaves no trace.
+    """
+    import uuid
+
+    from sr_export.bench.history import open_history
+    from sr_export.bench.suite import run_model
+
+    batch = uuid.uuid4().hex[:12]
+    groups: dict[str, list[Any]] = {}
+    for profile in plan.profiles:
+        key = profile.access.host if profile.access.is_remote else ""
+        groups.setdefault(key, []).append(profile)
+    results: dict[str, list[Any]] = {}
+    cache: dict[Any, Any] = {}
+
+    def run_group(profiles: list[Any], progress: Any) -> None:
+        for profile in profiles:
+            task = progress.add_task(f"{profile.name}", total=len(plan.suite.models))
+            rows = results.setdefault(profile.name, [])
+            for entry in plan.suite.models:
+                row = run_model(entry, plan.suite, profile, args.out_dir,
+                                lambda text, task=task, name=profile.name: progress.update(
+                                    task, description=f"{name}: {text}"),
+                                exporter=args.run_exporter, batch=batch, cache=cache)
+                if not args.no_history and row.record is not None:
+                    with open_history(args.db) as history:
+                        history.add(row.record)
+                rows.append(row)
+                progress.advance(task)
+
+    from sr_export.bench.remote import preflight
+    from sr_export.bench.suite import device_runtime
+
+    for profile in plan.profiles:
+        device_runtime(profile)
+    for group in groups.values():
+        with console.status(f"checking {group[0].access.host}"):
+            preflight(group[0].access)
+    with common.progress_bar(console) as progress:
+        local = groups.pop("", [])
+        if local:
+            run_group(local, progress)  # local timing must not share the CPU with other work
+        if groups:
+            with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+                for future in [pool.submit(run_group, group, progress) for group in groups.values()]:
+                    future.result()
+    if not args.no_history:
+        from sr_export.bench.history import default_db_path
+
+        console.print(f"stored {sum(len(r) for r in results.values())} run(s) in {args.db or default_db_path()} "
+                      f"(sr-bench history)")
+    return [(p, results.get(p.name, [])) for p in plan.profiles]
+
+
+def target_label(profile: Any) -> str:
+    from sr_export.bench.suite import target_label as label
+
+    return label(profile)
+
+
+def local_environment() -> dict[str, str]:
+    from sr_export.bench.suite import environment
+
+    return environment()
+
+
+def suite_table(suite: Any, profile: Any, rows: list[Any]) -> Any:
+    from rich.table import Table
+
+    from sr_export.checks.parity import format_psnr
+
+    where = profile.access.host if profile.access.is_remote else "local"
+    table = Table(title=f"sr-bench: suite '{suite.name}' on target '{profile.name}' ({profile.description}; {where})",
+                  title_justify="left", header_style="bold")
+    label = target_label(profile)
+    for column in ("model", "params", "AIM GFLOPs", "graph GFLOPs", "parity PSNR", "PyTorch ms",
+                   f"{label} ms", "p99 ms", "e2e ms", "FPS", "out MP/s", "speedup", f"PSNR-Y ({suite.dataset})",
+                   "SSIM-Y", "run"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in rows:
+        target = row.speed[label]
+        if row.parity_passed is None:
+            parity = "n/a"
+        else:
+            parity = ("[green]" if row.parity_passed else "[red]") + format_psnr(row.parity_worst_psnr_db) + " dB"
+        e2e = target.get("end_to_end") or {}
+        table.add_row(
+            f"{row.model} x{row.scale}", f"{row.params:,}",
+            f"{row.aim_flops / 1e9:.2f}" if row.aim_flops is not None else "n/a",
+            f"{row.graph_flops / 1e9:.2f}" if row.graph_flops is not None else "n/a",
+            parity, f"{row.speed['pytorch']['median_ms']:.1f}" if "pytorch" in row.speed else "n/a",
+            f"{target['median_ms']:.1f}", f"{target['inference']['p99_ms']:.1f}",
+            f"{e2e['median_ms']:.1f}" if e2e else "n/a", f"{target['fps']:.1f}",
+            f"{target['output_mpix_per_s']:.2f}", f"{row.speedup:.2f}x" if row.speedup else "n/a",
+            f"{row.psnr_y:.2f}" if row.psnr_y is not None else "n/a",
+            f"{row.ssim_y:.4f}" if row.ssim_y is not None else "n/a",
+            str(row.record.id) if row.record is not None and row.record.id else "-",
+        )
+    return table
+
+
+def _db(args: argparse.Namespace) -> Path | None:
+    return getattr(args, "db", None)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from sr_export.bench.history import open_history
+
+    with open_history(_db(args), create=False) as history:
+        if args.run:
+            runs = [history.get(r) for r in args.run]
+        else:
+            runs = history.runs(model=args.model, target=args.history_target, limit=args.limit)
+        where = history.path
+    out = common.stderr_console() if args.json == "-" else common.stdout_console()
+    table = Table(title=f"sr-bench history ({where})", title_justify="left", header_style="bold")
+    for column in ("run", "when", "model", "target", "device", "sizes (median ms)", "PSNR-Y", "artifact", "commit"):
+        table.add_column(column, justify="right" if column in ("run", "PSNR-Y") else "left")
+    for run in runs:
+        device = run.device.get("board") or run.device.get("cpu") or run.device.get("hostname", "")
+        sizes = ", ".join(f"{s['input_hw'][0]}x{s['input_hw'][1]}: {s['inference']['median_ms']:.1f}" for s in run.sizes)
+        table.add_row(str(run.id), run.created.replace("T", " ")[:16], run.label, run.target, str(device)[:40], sizes,
+                      f"{run.psnr_y:.2f}" if run.psnr_y is not None else "n/a", run.artifact_sha256[:10],
+                      (run.git_commit or "")[:8])
+    out.print(table)
+    common.emit_json([r.to_dict() for r in runs], args.json, out)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from sr_export.bench.compare import compare_runs
+    from sr_export.bench.history import open_history
+
+    with open_history(_db(args), create=False) as history:
+        base, new = history.get(args.run_a), history.get(args.run_b)
+    delta = compare_runs(base, new)
+    out = common.stderr_console() if args.json == "-" else common.stdout_console()
+    table = Table(title=f"run {base.id} ({base.label}, {base.target}) -> run {new.id} ({new.label}, {new.target})",
+                  title_justify="left", header_style="bold")
+    for column in ("LR size", f"run {base.id} ms", f"run {new.id} ms", "change"):
+        table.add_column(column, justify="right")
+    for size in delta.sizes:
+        colour = "red" if size.slowdown > 0.05 else "green" if size.slowdown < -0.05 else "white"
+        table.add_row(f"{size.input_hw[0]}x{size.input_hw[1]}", f"{size.base_ms:.2f}", f"{size.new_ms:.2f}",
+                      f"[{colour}]{size.slowdown:+.1%}")
+    out.print(table)
+    if delta.psnr_drop is not None:
+        out.print(f"PSNR-Y: {base.psnr_y:.3f} -> {new.psnr_y:.3f} dB ({-delta.psnr_drop:+.3f} dB)")
+    for key in ("artifact_sha256", "weights_sha256", "tool_version", "git_commit"):
+        if getattr(base, key) != getattr(new, key):
+            out.print(f"{key} differs: {str(getattr(base, key))[:16]} -> {str(getattr(new, key))[:16]}")
+    if not delta.sizes:
+        common.warn(out, "the two runs share no input size")
+    common.emit_json(delta.to_dict(), args.json, out)
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from sr_export.bench.compare import gate, parse_percent
+    from sr_export.bench.history import load_baseline, open_history
+
+    max_slowdown = parse_percent(args.max_slowdown)
+    with open_history(_db(args), create=False) as history:
+        baselines = load_baseline(args.baseline, history)
+        candidates = [history.get(r) for r in args.run] if args.run else history.latest_batch()
+    candidates = [c for c in candidates if c.id not in {b.id for b in baselines if b.id is not None}] or candidates
+    verdict = gate(baselines, candidates, max_slowdown=max_slowdown, max_psnr_drop=args.max_psnr_drop)
+    out = common.stderr_console() if args.json == "-" else common.stdout_console()
+    for delta in verdict.deltas:
+        worst = max((s.slowdown for s in delta.sizes), default=0.0)
+        psnr = f", PSNR-Y {-delta.psnr_drop:+.3f} dB" if delta.psnr_drop is not None else ""
+        out.print(f"run {delta.new.id} {delta.new.label} on {delta.new.target} vs baseline "
+                  f"{delta.base.id if delta.base.id else args.baseline}: worst latency change {worst:+.1%}{psnr}")
+    for name in verdict.unmatched:
+        common.warn(out, f"no baseline for {name}; not gated")
+    common.emit_json({"passed": verdict.passed, "failures": list(verdict.failures),
+                      "deltas": [d.to_dict() for d in verdict.deltas]}, args.json, out)
+    if not verdict.passed:
+        for failure in verdict.failures[:-1]:
+            out.print(f"[red]regression:[/red] {failure}")
+        raise CheckFailed(f"regression: {verdict.failures[-1]}")
+    out.print(f"[green]gate passed[/green] (max slowdown {max_slowdown:.0%}, max PSNR drop {args.max_psnr_drop} dB)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sr_export.bench.history import open_history
+    from sr_export.bench.report import latest_per_model_and_target, write_report
+
+    console = common.stderr_console()
+    with open_history(_db(args), create=False) as history:
+        runs = [history.get(r) for r in args.run] if args.run else latest_per_model_and_target(history.runs())
+    if not runs:
+        raise SrExportError("the results history has no runs yet; run sr-bench first")
+    with console.status(f"writing the report for {len(runs)} run(s)"):
+        paths = write_report(runs, args.out)
+    out = common.stdout_console()
+    for path in paths:
+        out.print(f"wrote {path}")
+    return 0

@@ -1,0 +1,123 @@
+"""Remote devices over SSH, against a real sshd on 127.0.0.1 (nothing mocked).
+
+The "device" is a separate folder whose path is full of shell syntax; its
+runtime is this venv's Python with ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from sr_export.bench.remote import DeviceError, job_document, run_on_device
+from sr_export.targets.profiles import load_profile
+
+ESPCN = Path(__file__).resolve().parents[1] / "fixtures" / "espcn.py"
+NASTY = "dev ice; $(touch PWNED) `touch PWNED2`"
+
+
+@pytest.fixture(scope="module")
+def espcn_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from sr_export.export.onnx import ExportOptions, save_export
+    from sr_export.models.loader import ModelRequest, load_model
+
+    model = load_model(ModelRequest(f"{ESPCN}:ESPCN", scale=3))
+    return save_export(model, ExportOptions(exporter="legacy"), tmp_path_factory.mktemp("espcn")).path
+
+
+def write_profile(folder: Path, server, *, host: str | None = None, python: str = sys.executable,
+                  runs: int = 2, timeout_s: int = 120) -> Path:
+    device = folder / NASTY
+    device.mkdir(parents=True, exist_ok=True)
+    path = folder / "remote.toml"
+    path.write_text(
+        'name = "loopback"\nbackend = "onnxruntime"\n'
+        f"[bench]\ninput_sizes = [\"16x16\"]\nwarmup = 1\nruns = {runs}\ntimeout_s = {timeout_s}\n"
+        f"[device]\nkind = \"ssh\"\nhost = {json.dumps(host or server.alias)}\n"
+        f"ssh_config = {json.dumps(str(server.config))}\nworkdir = {json.dumps(str(device))}\n"
+        f"python = {json.dumps(python)}\nconnect_timeout_s = 5\n"
+    )
+    return path
+
+
+def job(artifact: Path, runtime: str = "onnxruntime", runs: int = 2) -> dict:
+    return job_document(runtime=runtime, artifact=artifact.name, precision="fp32", sizes=[(16, 16), (12, 20)],
+                        warmup=1, runs=runs, threads=1, scale=3, in_channels=3, data_range=1.0)
+
+
+def no_code_ran(folder: Path) -> bool:
+    """No PWNED file appeared: where a local or remote shell would have run the injected command."""
+    places = [*folder.rglob("PWNED*"), *Path.cwd().glob("PWNED*"), *Path.home().glob("PWNED*")]
+    return not places
+
+
+def test_a_run_over_ssh_copies_runs_collects_and_cleans_up(ssh_server, espcn_onnx: Path, tmp_path: Path) -> None:
+    # The device's Python, reached through a folder full of shell syntax too.
+    wrapper = tmp_path / "py $(touch PWNED); x" / "python"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    profile = load_profile(write_profile(tmp_path, ssh_server, python=str(wrapper)))
+    lines: list[str] = []
+    result = run_on_device(profile.access, espcn_onnx, job(espcn_onnx), timeout=120, progress=lines.append)
+
+    assert result["ok"] and [s["input_hw"] for s in result["sizes"]] == [[16, 16], [12, 20]]
+    first = result["sizes"][0]
+    assert first["output_hw"] == [48, 48] and first["inference"]["runs"] == 2
+    assert first["inference"]["min_ms"] <= first["inference"]["median_ms"] <= first["inference"]["p99_ms"]
+    assert first["end_to_end"]["median_ms"] > 0 and first["peak_rss_mb"] > 10
+    assert result["device"]["runtime"].startswith("onnxruntime ") and result["device"]["cpu_count"] >= 1
+    assert any(line.startswith("copying espcn") for line in lines) and "12x20 run 2/2" in lines
+    device = tmp_path / NASTY
+    assert device.is_dir() and not list(device.iterdir())  # the run's folder is gone
+    assert no_code_ran(tmp_path)
+
+
+def test_a_host_alias_full_of_shell_syntax_is_only_ever_a_name(ssh_server, espcn_onnx: Path, tmp_path: Path) -> None:
+    alias = "box; $(touch PWNED) x"
+    config = ssh_server.config_with_alias(alias, tmp_path / "ssh_config")
+    path = write_profile(tmp_path, ssh_server, host=alias)
+    path.write_text(path.read_text().replace(json.dumps(str(ssh_server.config)), json.dumps(str(config))))
+    profile = load_profile(path)
+    try:
+        result = run_on_device(profile.access, espcn_onnx, job(espcn_onnx), timeout=120)
+    except DeviceError as exc:  # OpenSSH 9.6+ and Debian's 9.2 refuse such names on the command line
+        assert "hostname contains invalid characters" in str(exc) and "\n" not in str(exc)
+    else:  # older clients take the name as written and look it up in the config
+        assert result["ok"]
+    assert no_code_ran(tmp_path)
+
+
+def test_a_missing_runtime_on_the_device_is_one_clear_line(ssh_server, espcn_onnx: Path, tmp_path: Path) -> None:
+    profile = load_profile(write_profile(tmp_path, ssh_server))
+    with pytest.raises(DeviceError, match=r"^on sr-device: neither ai_edge_litert nor tflite_runtime is installed"):
+        run_on_device(profile.access, espcn_onnx, job(espcn_onnx, runtime="tflite"), timeout=120)
+    assert not list((tmp_path / NASTY).iterdir())
+
+
+def test_a_device_nobody_answers_on_is_one_clear_line(ssh_server, espcn_onnx: Path, tmp_path: Path) -> None:
+    path = write_profile(tmp_path, ssh_server)
+    config = tmp_path / "dead_config"
+    config.write_text(ssh_server.config.read_text().replace(f"Port {ssh_server.port}", "Port 1"))
+    path.write_text(path.read_text().replace(json.dumps(str(ssh_server.config)), json.dumps(str(config))))
+    with pytest.raises(DeviceError, match="creating the working folder on sr-device failed: ssh could not connect"):
+        run_on_device(load_profile(path).access, espcn_onnx, job(espcn_onnx), timeout=120)
+
+
+def test_a_run_past_its_timeout_is_stopped_and_cleaned_up(ssh_server, espcn_onnx: Path, tmp_path: Path) -> None:
+    profile = load_profile(write_profile(tmp_path, ssh_server))
+    with pytest.raises(DeviceError, match="did not finish within 3 s"):
+        run_on_device(profile.access, espcn_onnx, job(espcn_onnx, runs=1_000_000), timeout=3)
+    assert not list((tmp_path / NASTY).iterdir())
+
+
+def test_preflight_names_a_python_the_device_lacks(ssh_server, tmp_path: Path) -> None:
+    from sr_export.bench.remote import preflight
+
+    profile = load_profile(write_profile(tmp_path, ssh_server, python="python-that-is-not-there"))
+    with pytest.raises(DeviceError, match="sr-device has no 'python-that-is-not-there' on its PATH"):
+        preflight(profile.access)
+    preflight(load_profile(write_profile(tmp_path, ssh_server)).access)  # the venv's Python is there
