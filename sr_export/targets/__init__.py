@@ -25,6 +25,7 @@ class Backend:
 
 BACKENDS: dict[str, Backend] = {
     "onnxruntime": Backend("sr_export.targets.onnxruntime:OnnxRuntimeTarget", (".onnx",)),
+    "coreml": Backend("sr_export.targets.coreml:CoreMLTarget", (".mlpackage",), extra="coreml"),
 }
 
 
