@@ -23,18 +23,17 @@ from sr_export.models.blocks import EnhancedSpatialAttention
 def bilinear_taps(out_size: int, in_size: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Lower and upper source indices and the upper weight of each output position along one axis.
 
-    F.interpolate's bilinear rule (align_corners=False), source = (i + 0.5) *
-    in / out - 0.5 clamped at 0, in integer arithmetic: an FP16 program would
-    otherwise compute the coordinates in float16, which cannot resolve
-    fractions of a pixel past a few hundred. Sizes may be symbolic
-    (torch.export) and stay so: they only enter through arange and arithmetic.
+    F.interpolate's bilinear rule (align_corners=False): source = (i + 0.5) *
+    in / out - 0.5, clamped at 0. Sizes may be symbolic (torch.export) and
+    stay so: they only enter through arange and arithmetic. These are 1-d
+    tensors, which the Core ML target keeps in float32 even in FP16 programs
+    (float16 cannot resolve fractions of a pixel past a few hundred pixels).
     """
-    twice = torch.arange(out_size, device=like.device) * 2 + 1
-    numerator = (twice * in_size - out_size).clamp(min=0)  # 2 * out * source
-    lower = torch.div(numerator, 2 * out_size, rounding_mode="floor")
+    dst = torch.arange(out_size, dtype=like.dtype, device=like.device)
+    src = ((dst + 0.5) * (in_size / out_size) - 0.5).clamp(min=0.0)
+    lower = src.floor()
     upper = (lower + 1).clamp(max=in_size - 1)
-    weight = (numerator - lower * (2 * out_size)).to(like.dtype) / (2 * out_size)
-    return lower, upper, weight
+    return lower.to(torch.int32), upper.to(torch.int32), src - lower
 
 
 def resize_bilinear_like(m: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -296,7 +296,10 @@ def _convert(ct: Any, module: Any, example: Any, options: CoreMLOptions, route: 
         (h0, w0), (h1, w1) = sizes.bounds
         default_h, default_w = sizes.example
         shape = ct.Shape((1, channels, ct.RangeDim(h0, h1, default_h), ct.RangeDim(w0, w1, default_w)))
-    precision = ct.precision.FLOAT16 if options.precision == "fp16" else ct.precision.FLOAT32
+    if options.precision == "fp16":
+        precision: Any = ct.transform.FP16ComputePrecision(op_selector=computes_on_feature_maps)
+    else:
+        precision = ct.precision.FLOAT32
     try:
         return ct.convert(
             source,
@@ -312,6 +315,16 @@ def _convert(ct: Any, module: Any, example: Any, options: CoreMLOptions, route: 
         if where:
             raise RuntimeError(f"{first_line(exc)} (at {where})") from exc
         raise
+
+
+def computes_on_feature_maps(op: Any) -> bool:
+    """Which ops an FP16 program runs in float16: those producing feature maps (rank 3 and up).
+
+    Size, index and coordinate arithmetic (rank 0-2: shapes, ``range_1d``,
+    resize coordinates) stays float32: float16 cannot count past 2048 nor
+    resolve sub-pixel positions in large images.
+    """
+    return all(getattr(out, "rank", 0) >= 3 for out in op.outputs)
 
 
 # Words in coremltools' failure messages -> the aten ops they are about.

@@ -46,7 +46,7 @@ NUMPY_DTYPES: dict[str, Any] = {
 # The dtype strings of MIL's ``cast`` op.
 CAST_DTYPES: dict[str, Any] = {
     "fp16": np.float16, "fp32": np.float32, "int32": np.int32, "int16": np.int16,
-    "int8": np.int8, "uint8": np.uint8, "bool": np.bool_,
+    "int8": np.int8, "uint8": np.uint8, "uint16": np.uint16, "bool": np.bool_,
 }
 BLOB_SENTINEL = 0xDEADBEEF
 _BLOB_HEADER = struct.Struct("<IIQQ")  # sentinel, dtype, size in bytes, data offset

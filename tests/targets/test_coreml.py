@@ -31,16 +31,20 @@ def fp16_parity(artifact, model, sizes):
 
 
 @pytest.fixture(scope="module")
-def erfdn_flexible(official_model, tmp_path_factory):
-    """Official E-RFDN x4 as an FP16 program taking any size in a range (needs the attention rewrite)."""
-    model = official_model("erfdn", 4)
+def erfdn_flexible(tmp_path_factory):
+    """A slim E-RFDN as an FP16 program taking any size in a range (needs the attention rewrite).
+
+    Slim (2 blocks, 16 channels) to keep the conversion cheap; every op type of
+    the full model is there. scripts/coreml_zoo_sweep.py measures the full zoo.
+    """
+    model = load_model(ModelRequest("erfdn", scale=2, kwargs={"channels": 16, "blocks": 2}))
     options = CoreMLOptions(sizes=InputSizes.from_options(size_range=((24, 24), (96, 96))))
     converted = convert_model(model, options)
     folder = tmp_path_factory.mktemp("coreml")
-    return model, converted, write_package(converted, folder / "erfdn_x4.mlpackage")
+    return model, converted, write_package(converted, folder / "erfdn_x2.mlpackage")
 
 
-def test_official_erfdn_converts_with_flexible_sizes_and_meets_the_fp16_bound(erfdn_flexible) -> None:
+def test_erfdn_converts_with_flexible_sizes_and_meets_the_fp16_bound(erfdn_flexible) -> None:
     model, converted, artifact = erfdn_flexible
     assert converted.route == "torch.export"
     assert any("attention resize" in note for note in converted.notes)
@@ -112,16 +116,3 @@ def test_input_sizes_know_what_they_accept() -> None:
     assert ranged.accepts((16, 128)) and not ranged.accepts((65, 20))
     assert all(ranged.accepts(size) for size in ranged.check_sizes())
     assert InputSizes.from_options(shapes=((40, 40), (40, 40))).fixed == (40, 40)
-
-
-def test_conversion_failures_name_the_node_and_the_fix(tmp_path) -> None:
-    from pathlib import Path
-
-    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "attention_shuffle.py"
-    model = load_model(ModelRequest(f"{fixture}:AttentionShuffleNet", scale=2))
-    options = CoreMLOptions(sizes=InputSizes.from_options(size_range=((24, 24), (64, 64))), route="export")
-    with pytest.raises(StageFailed) as failure:
-        convert_model(model, options)
-    message = str(failure.value)
-    assert "upsample" in message and "node 'upsample_bilinear2d" in message
-    assert "--shape" in message
