@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from sr_export.errors import SrExportError
+from sr_export.errors import SrExportError, StageFailed, first_line
 
 # MIL's DataType names -> numpy dtypes (the subset tensors here can have).
 NUMPY_DTYPES: dict[str, Any] = {
@@ -155,6 +155,10 @@ class MilProgram:
                 raise
             except _Unsupported as exc:
                 raise UnsupportedOp(op.type, node, str(exc)) from exc
+            except Exception as exc:  # a kernel meeting inputs it cannot take: name the op, not numpy's line
+                raise StageFailed(
+                    "check", f"the Core ML reference executor failed at op '{op.type}' (node '{node}'): {first_line(exc)}"
+                ) from exc
             results = results if isinstance(results, tuple) else (results,)
             if len(results) != len(op.outputs):
                 raise UnsupportedOp(op.type, node, f"{len(op.outputs)} outputs expected, computed {len(results)}")
@@ -507,7 +511,8 @@ def transpose(x: Any, perm: Any) -> np.ndarray:
 def concat(values: list[Any], axis: Any, interleave: Any = False) -> np.ndarray:
     if bool(_scalar(interleave)):
         raise _Unsupported("interleave=True")
-    arrays = [_f(v) for v in values]
+    # Shape arithmetic concatenates scalars into a shape vector.
+    arrays = [np.atleast_1d(_f(v)) for v in values]
     return np.concatenate(arrays, axis=int(_scalar(axis)))
 
 
