@@ -18,8 +18,7 @@ def range_argument(text: str) -> tuple[tuple[int, int], tuple[int, int]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from sr_export.targets.coreml import DEFAULT_DEPLOYMENT_TARGET, DEFAULT_RANGE, DEPLOYMENT_TARGETS
-
+    # No import of sr_export.targets here: `sr-export --help` must not load numpy or coremltools.
     common.add_model_arguments(parser)
     group = parser.add_argument_group("Core ML")
     sizes = group.add_mutually_exclusive_group()
@@ -27,9 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="one fixed LR input size (other sizes then run in tiles)")
     sizes.add_argument("--shapes", type=common.sizes_argument, metavar="HxW,HxW,...",
                        help="enumerated LR input sizes the program takes")
-    (h0, w0), (h1, w1) = DEFAULT_RANGE
     sizes.add_argument("--range", dest="size_range", type=range_argument, metavar="MINxMIN:MAXxMAX",
-                       help=f"any LR size in this box (default {h0}x{w0}:{h1}x{w1})")
+                       help="any LR size in this box (the default, 32x32:1024x1024)")
     precision = group.add_mutually_exclusive_group()
     precision.add_argument("--fp16", dest="precision", action="store_const", const="fp16",
                            help="compute in float16 (the default; what the GPU and Neural Engine run)")
@@ -37,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="compute in float32 (CPU and GPU only)")
     group.add_argument("--int8-weights", action="store_true",
                        help="store weights as linear 8-bit integers (about half the FP16 size)")
-    group.add_argument("--deployment-target", choices=DEPLOYMENT_TARGETS, default=DEFAULT_DEPLOYMENT_TARGET,
-                       help=f"oldest OS the program must run on (default {DEFAULT_DEPLOYMENT_TARGET})")
+    group.add_argument("--deployment-target", metavar="OS",
+                       help="oldest OS the program must run on: iOS15-iOS18 or macOS12-macOS15 (default iOS17)")
     group.add_argument("--route", choices=("auto", "export", "trace"), default="auto",
                        help="auto (default): torch.export, then torch.jit.trace")
     group.add_argument("--no-rewrite", action="store_true",
@@ -50,10 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> Any:
-    from sr_export.targets.coreml import CoreMLOptions, InputSizes
+    from sr_export.targets.coreml import DEFAULT_DEPLOYMENT_TARGET, CoreMLOptions, InputSizes
 
     sizes = InputSizes.from_options(args.shape, tuple(args.shapes or ()), args.size_range)
-    return CoreMLOptions(precision=args.precision, deployment_target=args.deployment_target, sizes=sizes,
+    target = args.deployment_target or DEFAULT_DEPLOYMENT_TARGET
+    return CoreMLOptions(precision=args.precision, deployment_target=target, sizes=sizes,
                          int8_weights=args.int8_weights, rewrite=not args.no_rewrite, route=args.route)
 
 

@@ -17,7 +17,7 @@ pytest.importorskip("coremltools", reason="the coreml extra (coremltools) is not
 from sr_export.artifacts import open_artifact, sidecar_path  # noqa: E402
 from sr_export.checks.inputs import builtin_parity_inputs  # noqa: E402
 from sr_export.checks.parity import run_parity, tolerance_for  # noqa: E402
-from sr_export.errors import SrExportError, StageFailed  # noqa: E402
+from sr_export.errors import SrExportError  # noqa: E402
 from sr_export.models.loader import ModelRequest, load_model  # noqa: E402
 from sr_export.targets import get_target, open_runner  # noqa: E402
 from sr_export.targets.coreml import CoreMLOptions, InputSizes, convert_model, write_package  # noqa: E402
