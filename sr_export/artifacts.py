@@ -22,6 +22,8 @@ from sr_export.errors import SrExportError
 METADATA_KEY = "sr_export"
 SIDECAR_SUFFIX = ".json"
 EMBEDDED_FORMATS = {".onnx": "onnx"}
+# Artifacts that are folders, not files (their metadata lives in the sidecar beside the folder).
+DIRECTORY_FORMATS = {".mlpackage": "mlpackage"}
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,8 @@ def sidecar_path(path: Path) -> Path:
 def read_metadata(path: str | Path) -> ArtifactMetadata | None:
     """The metadata an artifact carries, or None if it carries none (a foreign file)."""
     path = Path(path)
-    if not path.is_file():
+    is_folder_artifact = path.is_dir() and path.suffix.lower() in DIRECTORY_FORMATS
+    if not (path.is_file() or is_folder_artifact):
         raise SrExportError(f"artifact not found: {path}")
     if path.suffix.lower() == ".onnx":
         import onnx

@@ -36,6 +36,41 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Like :func:`atomic_path`, for artifacts that are folders (Core ML's ``.mlpackage``).
+
+    Yields a path beside ``target`` (not yet created; same suffix, so tools
+    that look at it recognise the format); on success it replaces ``target``.
+    An existing ``target`` is moved aside first and deleted only after the
+    rename, so a failure never leaves neither behind.
+    """
+    import shutil
+
+    target = Path(target)
+    tmp = target.parent / f".{target.stem}.{secrets.token_hex(4)}.tmp{target.suffix}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SrExportError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    if target.exists() and not target.is_dir():
+        raise SrExportError(f"cannot write {target}: a file of that name is in the way")
+    old = target.parent / f".{target.stem}.{secrets.token_hex(4)}.old{target.suffix}"
+    try:
+        yield tmp
+        if not tmp.is_dir():
+            raise SrExportError(f"nothing was written for {target}")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+    finally:
+        for leftover in (tmp, old):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            elif leftover.exists():
+                leftover.unlink()
+
+
 def write_text_atomic(target: str | os.PathLike[str], text: str) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")

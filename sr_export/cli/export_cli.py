@@ -29,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_json_argument(onnx, "export report (metadata and parity)")
     onnx.set_defaults(handler=cmd_onnx)
 
+    coreml = commands.add_parser("coreml", help="convert a model to a Core ML ML Program (.mlpackage), parity-checked")
+    from sr_export.cli import coreml_cli
+
+    coreml_cli.add_arguments(coreml)
+    coreml.set_defaults(handler=coreml_cli.cmd_coreml)
+
     check = commands.add_parser("check", help="parity of an artifact against PyTorch or another artifact")
     check.add_argument("artifact", type=Path)
     check.add_argument("--against", default="pytorch", help="'pytorch' (default) or a reference artifact")
