@@ -24,10 +24,12 @@ from sr_export.models.loader import ModelInfo
 from sr_export.quantize.recipes import CalibrationRecipe
 
 # scikit-image's bundled photos (no download): colour scenes, plus grey
-# textures whose fine detail is what SR layers amplify most.
+# textures whose fine detail is what SR layers amplify most. None of them is
+# a built-in evaluation photo (sr_export.data.images.BUILTIN_IMAGES), so the
+# default calibration never sees what `sr-export check` scores.
 BUILTIN_CALIBRATION_IMAGES = (
-    "astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
-    "motorcycle", "camera", "brick", "grass", "gravel",
+    "motorcycle_left", "motorcycle_right", "immunohistochemistry", "hubble_deep_field",
+    "camera", "brick", "grass", "gravel", "coins",
 )
 
 
@@ -44,8 +46,9 @@ class CalibrationSet:
 def builtin_calibration_image(name: str) -> np.ndarray:
     from skimage import data
 
-    if name == "motorcycle":
-        image = data.stereo_motorcycle()[0]
+    if name.startswith("motorcycle_"):
+        left, right, _ = data.stereo_motorcycle()
+        image = left if name.endswith("left") else right
     else:
         image = getattr(data, name)()
     image = np.asarray(image)
@@ -74,26 +77,28 @@ def lr_images(recipe: CalibrationRecipe, scale: int) -> list[tuple[str, np.ndarr
     return [(name, downscale(mod_crop(image, scale), scale)) for name, image in images]
 
 
-def make_calibration_set(recipe: CalibrationRecipe, scale: int) -> CalibrationSet:
+def make_calibration_set(
+    recipe: CalibrationRecipe, scale: int, images: Sequence[tuple[str, np.ndarray]] | None = None
+) -> CalibrationSet:
     """``recipe.patch_count`` random LR patches, reproducible from ``recipe.seed``.
 
-    Patches are spread over the images in proportion to their area, so one
-    large photo does not crowd out the rest, and every image gives at least one
-    when there are enough patches.
+    ``images`` are the recipe's LR images when the caller already made them
+    (:func:`lr_images`); downscaling large photos is the slow part.
+
+    Patches are dealt to the images in turn (in a seeded order), so one
+    large photo does not crowd out the rest.
     """
     size = recipe.patch_size
-    usable = [(name, lr) for name, lr in lr_images(recipe, scale) if min(lr.shape[:2]) >= size]
+    images = images if images is not None else lr_images(recipe, scale)
+    usable = [(name, lr) for name, lr in images if min(lr.shape[:2]) >= size]
     if not usable:
         raise SrExportError(
             f"no calibration image is at least {size}x{size} px after x{scale} downscaling; "
             "lower patches.size in the recipe or use larger images"
         )
     rng = np.random.default_rng(recipe.seed)
-    areas = np.array([lr.shape[0] * lr.shape[1] for _, lr in usable], dtype=np.float64)
-    order = list(range(len(usable)))
-    picks = order[: recipe.patch_count] if recipe.patch_count >= len(usable) else []
-    remaining = recipe.patch_count - len(picks)
-    picks += list(rng.choice(len(usable), size=remaining, p=areas / areas.sum()))
+    order = rng.permutation(len(usable))
+    picks = [int(order[i % len(usable)]) for i in range(recipe.patch_count)]
     patches, sources = [], []
     for index in picks:
         name, lr = usable[index]
@@ -113,8 +118,15 @@ def content_hash(image: np.ndarray) -> str:
 
 def dataset_hashes(dataset: str | Path, scale: int) -> set[str]:
     """Content hashes of an evaluation dataset's HR images (as read and mod-cropped) and LR images."""
+    from sr_export.data.datasets import BUILTIN, builtin_dataset
+    from sr_export.data.images import BUILTIN_IMAGES, builtin_image
+
+    if str(dataset) == BUILTIN:
+        photos = [builtin_image(name) for name in BUILTIN_IMAGES]
+        crops = [pair.hr for pair in builtin_dataset(scale)] + [pair.lr for pair in builtin_dataset(scale)]
+        return {content_hash(image) for image in photos + crops}
     root = Path(dataset)
-    if str(dataset) == "builtin" or not root.is_dir():
+    if not root.is_dir():
         return set()
     hashes = set()
     for path in _all_images(root):
