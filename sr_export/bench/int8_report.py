@@ -104,13 +104,16 @@ def compare_on_dataset(
 
 
 def suggest_keep_float(sensitivity: Sequence[LayerSensitivity], count: int) -> tuple[str, ...]:
-    """The ``count`` layers whose INT8 alone moves the output most."""
-    return tuple(s.name for s in sorted(sensitivity, key=lambda s: s.psnr_db)[:count])
+    """The ``count`` most sensitive layers (the most output PSNR regained in float, or the worst alone)."""
+    from sr_export.quantize.sensitivity import most_sensitive
+
+    return tuple(name for name, _ in most_sensitive(sensitivity, count))
 
 
 def sensitivity_chart(sensitivity: Sequence[LayerSensitivity], order: Sequence[str], path: Path, *, title: str,
                       highlight: Sequence[str] = ()) -> Path:
-    """Bars in graph order: output PSNR vs float with only that layer in INT8 (lower = more sensitive)."""
+    """Bars in graph order: dB regained with that layer in float (float-one view), or output PSNR
+    vs float with only that layer in INT8 (only view)."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers and CI
@@ -118,14 +121,18 @@ def sensitivity_chart(sensitivity: Sequence[LayerSensitivity], order: Sequence[s
 
     by_name = {s.name: s for s in sensitivity}
     names = [n for n in order if n in by_name]
-    values = [min(by_name[n].psnr_db, 99.0) for n in names]
+    float_one = bool(names) and by_name[names[0]].gain_db is not None
+    values = [by_name[n].gain_db if float_one else min(by_name[n].psnr_db, 99.0) for n in names]
     colours = ["tab:red" if n in highlight else "tab:blue" for n in names]
     figure, axes = plt.subplots(figsize=(max(6.0, 0.16 * len(names) + 2), 4.2), dpi=120)
     axes.bar(range(len(names)), values, color=colours)
     axes.set_xticks(range(len(names)), [_short(n) for n in names], rotation=90, fontsize=5)
-    axes.set_ylabel("output PSNR vs float (dB), only this layer INT8")
-    if values:
-        axes.set_ylim(min(values) - 3, max(values) + 2)
+    if float_one:
+        axes.set_ylabel("output PSNR regained in float (dB)")
+    else:
+        axes.set_ylabel("output PSNR vs float (dB), only this layer INT8")
+        if values:
+            axes.set_ylim(min(values) - 3, max(values) + 2)
     axes.set_title(title, fontsize=10)
     figure.tight_layout()
     with atomic_path(path) as tmp:

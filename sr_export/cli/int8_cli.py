@@ -123,6 +123,9 @@ def add_int8_report_parser(commands: Any) -> None:
     report.add_argument("--int8-flavour", choices=("onnxruntime", "tensorrt"), default="onnxruntime")
     report.add_argument("--sensitivity-patches", type=int, default=4, metavar="N",
                         help="calibration patches per layer for the sensitivity scan (default 4; 0 skips it)")
+    report.add_argument("--sensitivity-mode", choices=("float-one", "only"), default="float-one",
+                        help="float-one (default): output PSNR regained when only that layer is back in float, "
+                        "in the INT8 model; only: output PSNR vs float when only that layer is INT8")
     report.add_argument("--suggest", type=int, default=3, metavar="N", help="layers in the suggested plan (default 3)")
     report.add_argument("--speed-size", type=common.size_argument, default=(128, 128), metavar="HxW",
                         help="LR size for the side-by-side timing (default 128x128)")
@@ -191,8 +194,8 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
         with common.progress_bar(console) as progress:
             task = progress.add_task("per-layer sensitivity", total=len(layers))
             sensitivity = layer_sensitivity(proto, statistics, recipe, float_artifact, flavour=args.int8_flavour,
-                                            layers=layers, patches=args.sensitivity_patches,
-                                            progress=lambda: progress.advance(task))
+                                            layers=layers, exclude=plan.names(), patches=args.sensitivity_patches,
+                                            mode=args.sensitivity_mode, progress=lambda: progress.advance(task))
     suggestion = suggest_keep_float(sensitivity, args.suggest)
     report = Int8Report(info.name, recipe.to_dict(), str(args.dataset), float_eval, int8_eval, between, speed,
                         tuple(sensitivity), dict(plan.float_nodes), suggestion, tuple(overlap))
@@ -224,13 +227,15 @@ def _print_report(out: Any, report: Any, args: argparse.Namespace, name: str) ->
     out.print(f"Y-PSNR drop {report.drop_db:.3f} dB; INT8 output vs float output {report.mean_output_psnr_db:.2f} dB; "
               f"in float: {', '.join(report.float_nodes) or 'nothing'}")
     if report.sensitivity:
-        worst = Table(title="most sensitive layers (output PSNR vs float, only that layer INT8)",
-                      title_justify="left", header_style="bold")
+        float_one = report.sensitivity[0].gain_db is not None
+        what = ("output PSNR regained with only that layer in float" if float_one
+                else "output PSNR vs float with only that layer INT8")
+        worst = Table(title=f"most sensitive layers ({what})", title_justify="left", header_style="bold")
         worst.add_column("layer")
         worst.add_column("op")
-        worst.add_column("dB", justify="right")
+        worst.add_column("gain dB" if float_one else "dB", justify="right")
         for layer in report.sensitivity[:10]:
-            worst.add_row(layer.name, layer.op_type, f"{layer.psnr_db:.2f}")
+            worst.add_row(layer.name, layer.op_type, f"{layer.gain_db:+.2f}" if float_one else f"{layer.psnr_db:.2f}")
         out.print(worst)
     if report.suggested_keep_float:
         out.print(f"suggested plan: --keep-float {','.join(report.suggested_keep_float)}")

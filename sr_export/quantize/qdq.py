@@ -155,7 +155,8 @@ def quantize_onnx(
 
     Statistics come from the cache or one calibration under ``recipe``. With
     ``recipe.auto_keep_float`` N > 0, the N layers whose quantisation alone
-    costs the most output PSNR on the calibration patches also stay in float.
+    gives back the most output PSNR on the calibration patches when returned to
+    float also stay in float (``float-one`` sensitivity).
     """
     import onnx
 
@@ -176,8 +177,8 @@ def quantize_onnx(
 
         say(f"measuring per-layer sensitivity to keep the {recipe.auto_keep_float} worst layers in float")
         sensitivity = layer_sensitivity(proto, statistics, recipe, onnx_artifact, flavour=flavour,
-                                        exclude=plan.names())
-        extra = {name: f"sensitive: {drop:.2f} dB alone" for name, drop in
+                                        exclude=plan.names(), mode="float-one")
+        extra = {name: f"sensitive: +{gain:.2f} dB output PSNR in float" for name, gain in
                  most_sensitive(sensitivity, recipe.auto_keep_float)}
         plan = QuantPlan({**plan.float_nodes, **extra})
     say(f"building the {flavour} QDQ graph ({len(plan.float_nodes)} nodes kept in float)")

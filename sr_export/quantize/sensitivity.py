@@ -1,9 +1,13 @@
-"""Per-layer INT8 sensitivity: how far the output moves when only one layer is quantised.
+"""Per-layer INT8 sensitivity, measured on calibration patches (never on the evaluation images).
 
-Measured on calibration patches (never on the evaluation images) as the PSNR
-between that single-layer INT8 model's output and the float output; a low
-figure marks a layer worth keeping in float. Each layer costs one QDQ build
-and a few small inferences, so a handful of patches keeps it affordable.
+Two views, each one QDQ build and a few small inferences per layer:
+
+* ``only``: the PSNR between the float output and the output with only that
+  layer in INT8 (low = sensitive). Shows where INT8 hurts in isolation.
+* ``float-one``: starting from the full INT8 model, how many dB of output
+  PSNR come back when only that layer returns to float. Errors made early are
+  amplified by the layers after them, which ``only`` cannot see, so this is
+  the view that picks the layers worth keeping in float (mixed precision).
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ class LayerSensitivity:
     name: str
     op_type: str
     psnr_db: float  # output PSNR vs float with only this layer in INT8 (higher is safer)
+    gain_db: float | None = None  # output PSNR regained when only this layer is float (float-one view)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "op_type": self.op_type,
-                "psnr_db": round(self.psnr_db, 3) if math.isfinite(self.psnr_db) else None}
+                "psnr_db": round(self.psnr_db, 3) if math.isfinite(self.psnr_db) else None,
+                "gain_db": round(self.gain_db, 3) if self.gain_db is not None else None}
 
 
 def _session(proto: Any) -> Any:
@@ -74,26 +80,47 @@ def layer_sensitivity(
     exclude: Sequence[str] = (),
     layers: Sequence[str] | None = None,
     patches: int = DEFAULT_PATCHES,
+    mode: str = "only",
     progress: Callable[[], Any] | None = None,
 ) -> list[LayerSensitivity]:
-    """Sensitivity of every conv layer not in ``exclude`` (or of ``layers``), worst first."""
+    """Sensitivity of every conv layer not in ``exclude`` (or of ``layers``), most sensitive first.
+
+    ``mode`` 'only' quantises one layer at a time; 'float-one' quantises all
+    but ``exclude`` and returns one layer at a time to float.
+    """
     from sr_export.quantize.qdq import quantized_proto
 
+    if mode not in ("only", "float-one"):
+        raise ValueError(f"unknown sensitivity mode {mode!r}")
     batches = sensitivity_batches(artifact, recipe, patches)
     reference = _run(_session(proto), batches)
     data_range = artifact.metadata.data_range
     op_types = {n.name: n.op_type for n in proto.graph.node}
     names = list(layers) if layers is not None else [n.name for n in conv_nodes(proto.graph) if n.name not in exclude]
+    base = None
+    if mode == "float-one":
+        full = quantized_proto(proto, statistics, recipe, flavour=flavour, exclude=list(exclude))
+        base = outputs_psnr(_run(_session(full), batches), reference, data_range)
     results = []
     for name in names:
-        single = quantized_proto(proto, statistics, recipe, flavour=flavour, only=[name])
-        psnr = outputs_psnr(_run(_session(single), batches), reference, data_range)
-        results.append(LayerSensitivity(name, op_types.get(name, "?"), psnr))
+        if mode == "only":
+            single = quantized_proto(proto, statistics, recipe, flavour=flavour, only=[name])
+            psnr = outputs_psnr(_run(_session(single), batches), reference, data_range)
+            results.append(LayerSensitivity(name, op_types.get(name, "?"), psnr))
+        else:
+            model = quantized_proto(proto, statistics, recipe, flavour=flavour, exclude=[*exclude, name])
+            psnr = outputs_psnr(_run(_session(model), batches), reference, data_range)
+            results.append(LayerSensitivity(name, op_types.get(name, "?"), psnr, psnr - base))
         if progress is not None:
             progress()
-    return sorted(results, key=lambda r: r.psnr_db)
+    return sorted(results, key=_severity)
+
+
+def _severity(result: LayerSensitivity) -> float:
+    return -result.gain_db if result.gain_db is not None else result.psnr_db
 
 
 def most_sensitive(results: Sequence[LayerSensitivity], count: int) -> list[tuple[str, float]]:
-    """The ``count`` worst layers as (name, output PSNR)."""
-    return [(r.name, r.psnr_db) for r in sorted(results, key=lambda r: r.psnr_db)[:count]]
+    """The ``count`` most sensitive layers as (name, dB: gain when float, or output PSNR when alone INT8)."""
+    ranked = sorted(results, key=_severity)[:count]
+    return [(r.name, r.gain_db if r.gain_db is not None else r.psnr_db) for r in ranked]

@@ -37,8 +37,11 @@ def erfdn_float(official_model, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def erfdn_statistics(erfdn_float, tiny_recipe_path: Path):
+def erfdn_statistics(erfdn_float, tiny_recipe_path: Path, tmp_path_factory: pytest.TempPathFactory):
     from sr_export.quantize.qdq import artifact_statistics
     from sr_export.quantize.recipes import load_recipe
 
-    return artifact_statistics(erfdn_float, load_recipe(tiny_recipe_path))
+    # Session fixtures run before the per-test cache isolation: point at the same folder it uses.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SR_EXPORT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        return artifact_statistics(erfdn_float, load_recipe(tiny_recipe_path))

@@ -56,10 +56,13 @@ def test_onnxruntime_int8_is_qdq_with_uint8_activations_and_float_sr_layers(ort_
     zero_points = [inits[n.input[2]] for n in proto.graph.node if n.op_type == "QuantizeLinear"]
     assert {z.data_type for z in zero_points} == {onnx.TensorProto.UINT8}
     producers = _producers(proto)
-    for name in ("/fea_conv/Conv", "/upsampler/upsampler.0/Conv", "/Add"):
+    for name in ("/fea_conv/Conv", "/upsampler/upsampler.0/Conv"):
         node = next(n for n in proto.graph.node if n.name == name)
         fed_by = {producers[i].op_type for i in node.input if i in producers}
         assert "DequantizeLinear" not in fed_by, name
+    # The global residual add sums the body's (dequantised) output with the float shallow features.
+    residual = next(n for n in proto.graph.node if n.name == "/Add")
+    assert {producers[i].name for i in residual.input} >= {"/fea_conv/Conv"}
     quantized_conv = next(n for n in proto.graph.node if n.name == "/B2/c1_d/Conv")
     assert producers[quantized_conv.input[1]].op_type == "DequantizeLinear"
     assert proto.graph.node[-1].op_type == "Clip"  # output clamped to the data range in float
@@ -123,6 +126,9 @@ def test_keep_float_removes_the_nodes_quantisation(erfdn_float, erfdn_statistics
     proto = onnx.load(str(artifact.path))
     producers = _producers(proto)
     node = next(n for n in proto.graph.node if n.name == "/B2/c5/Conv")
-    assert all(producers.get(i) is None or producers[i].op_type != "DequantizeLinear" for i in node.input)
+    inits = {i.name: i for i in proto.graph.initializer}
+    # Its weights stay float; its input is whatever its (quantised) producer hands on.
+    assert node.input[1] in inits and inits[node.input[1]].data_type == onnx.TensorProto.FLOAT
+    assert node.input[1] not in producers
     props = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(props[INT8_METADATA_KEY])["float_nodes"]["/B2/c5/Conv"] == "kept in float on request"
