@@ -24,6 +24,8 @@ def add_int8_arguments(parser: argparse.ArgumentParser) -> None:
                        "float bias, as TensorRT's parser wants")
     group.add_argument("--allow-calibration-overlap", action="store_true",
                        help="proceed (flagged) when the calibration folder holds evaluation images")
+    group.add_argument("--trt-calibration-cache", type=Path, metavar="PATH",
+                       help="also write a TensorRT 10 calibration cache from the same statistics")
 
 
 def node_list(text: str) -> list[str]:
@@ -41,8 +43,9 @@ def write_int8(args: argparse.Namespace, model: Any, exported: Any, console: Any
     from sr_export.export.onnx import default_filename
     from sr_export.io import atomic_path
     from sr_export.quantize.calibration_data import check_no_overlap
-    from sr_export.quantize.qdq import quantize_onnx
+    from sr_export.quantize.qdq import artifact_statistics, quantize_onnx
     from sr_export.quantize.recipes import load_recipe
+    from sr_export.quantize.tensorrt_cache import write_tensorrt_calibration_cache
 
     recipe = load_recipe(args.calib)
     overlap = check_no_overlap(recipe, [BUILTIN], model.info.scale, allow=args.allow_calibration_overlap)
@@ -55,9 +58,11 @@ def write_int8(args: argparse.Namespace, model: Any, exported: Any, console: Any
     with tempfile.TemporaryDirectory(prefix="sr-export-int8.") as tmp:
         float_path = Path(tmp) / "float.onnx"
         onnx.save(exported.proto, str(float_path))
+        float_artifact = Artifact(float_path, exported.metadata)
         with console.status("calibrating") as status:
-            artifact = quantize_onnx(Artifact(float_path, exported.metadata), recipe, flavour=args.int8_flavour,
-                                     keep_float=args.keep_float, output=Path(tmp) / "int8.onnx",
+            statistics = artifact_statistics(float_artifact, recipe)
+            artifact = quantize_onnx(float_artifact, recipe, flavour=args.int8_flavour, keep_float=args.keep_float,
+                                     output=Path(tmp) / "int8.onnx", statistics=statistics,
                                      progress=lambda message: status.update(message))
         report["metadata"] = artifact.metadata.to_dict()
         if not args.no_check:
@@ -68,6 +73,9 @@ def write_int8(args: argparse.Namespace, model: Any, exported: Any, console: Any
                                   "(--no-check writes it anyway; `sr-bench int8-report` shows which layers to keep in float)")
         with atomic_path(output) as final:
             shutil.copyfile(artifact.path, final)
+    if args.trt_calibration_cache:
+        write_tensorrt_calibration_cache(statistics, args.trt_calibration_cache)
+        console.print(f"wrote {args.trt_calibration_cache} (TensorRT calibration cache, {len(statistics.ranges)} tensors)")
     size_kb = output.stat().st_size / 1024
     console.print(f"[green]wrote[/green] {output} ({size_kb:.0f} KiB, INT8 QDQ, {args.int8_flavour} flavour, "
                   f"recipe {recipe.name})")

@@ -27,7 +27,8 @@ def int8_export(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Path:
     recipe.write_text(TINY)
     out = folder / "erfdn_x4_int8.onnx"
     assert main(["onnx", "--model", "erfdn", "--weights", "official", "--exporter", "legacy", "--int8",
-                 "--calib", str(recipe), "-o", str(out), "--json", str(folder / "report.json")]) == 0
+                 "--calib", str(recipe), "-o", str(out), "--json", str(folder / "report.json"),
+                 "--trt-calibration-cache", str(folder / "erfdn.cache")]) == 0
     return out
 
 
@@ -41,6 +42,8 @@ def test_onnx_int8_writes_a_checked_qdq_artifact(int8_export: Path) -> None:
     assert drop["passed"] and drop["dataset"] == "builtin"
     assert -0.1 < drop["drop_db"] < drop["max_drop_db"]
     assert all(c["psnr_db"] >= 35.0 for c in report["parity"]["cases"])
+    header = (int8_export.parent / "erfdn.cache").read_text().splitlines()[0]
+    assert header.startswith("TRT-10") and header.endswith("-EntropyCalibration2")
 
 
 def test_check_judges_int8_by_output_psnr_and_dataset_drop(int8_export: Path, sr_export) -> None:

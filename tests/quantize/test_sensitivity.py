@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import math
+from pathlib import Path
 
 from sr_export.bench.int8_report import sensitivity_chart, suggest_keep_float
 from sr_export.quantize.qdq import load_float_proto, plan_float_nodes
