@@ -67,6 +67,7 @@ def cmd_onnx(args: argparse.Namespace) -> int:
     from sr_export.io import atomic_path
 
     console = common.stderr_console()
+    recipe = int8_cli.requested_recipe(args)  # a bad recipe fails before the slow export
     model = common.load_requested_model(args, console)
     options = common.export_options_from_args(args)
     exporters = "dynamo, then legacy" if options.exporter == "auto" else options.exporter
@@ -75,7 +76,7 @@ def cmd_onnx(args: argparse.Namespace) -> int:
     for note in exported.notes[len(model.notes):]:
         common.warn(console, note)
     if args.int8:
-        return int8_cli.write_int8(args, model, exported, console)
+        return int8_cli.write_int8(args, recipe, model, exported, console)
     output = args.output or Path(default_filename(model))
     report: dict[str, Any] = {"artifact": str(output), "metadata": exported.metadata.to_dict()}
     with atomic_path(output) as tmp:

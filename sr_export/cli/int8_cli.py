@@ -32,7 +32,14 @@ def node_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def write_int8(args: argparse.Namespace, model: Any, exported: Any, console: Any) -> int:
+def requested_recipe(args: argparse.Namespace) -> Any:
+    """The --calib recipe when --int8 was asked (None otherwise)."""
+    from sr_export.quantize.recipes import load_recipe
+
+    return load_recipe(args.calib) if args.int8 else None
+
+
+def write_int8(args: argparse.Namespace, recipe: Any, model: Any, exported: Any, console: Any) -> int:
     """Quantise a fresh float export, check it against PyTorch, then write it (never a failed one)."""
     import shutil
 
@@ -44,10 +51,8 @@ def write_int8(args: argparse.Namespace, model: Any, exported: Any, console: Any
     from sr_export.io import atomic_path
     from sr_export.quantize.calibration_data import check_no_overlap
     from sr_export.quantize.qdq import artifact_statistics, quantize_onnx
-    from sr_export.quantize.recipes import load_recipe
     from sr_export.quantize.tensorrt_cache import write_tensorrt_calibration_cache
 
-    recipe = load_recipe(args.calib)
     overlap = check_no_overlap(recipe, [BUILTIN], model.info.scale, allow=args.allow_calibration_overlap)
     if overlap:
         common.warn(console, f"calibrating on {len(overlap)} evaluation image(s): {', '.join(overlap)}")
