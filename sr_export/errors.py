@@ -57,6 +57,8 @@ STAGE_EXIT_CODES: dict[str, int] = {
     "export": 1,
     "simplify": 1,
     "convert": 1,
+    "calibrate": 1,
+    "quantize": 1,
     "check": 1,
 }
 

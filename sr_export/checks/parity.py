@@ -1,8 +1,11 @@
 """Parity: run two runners on the same inputs and judge the difference.
 
 Tolerances are per precision. FP32 must agree to float rounding (PSNR between
-outputs >= 80 dB with the model's data range as peak); FP16 and INT8 bounds
-are looser and are what reduced-precision targets are held to.
+outputs >= 80 dB with the model's data range as peak); FP16 bounds are looser.
+INT8 is judged like an image, not elementwise: a calibrated SR network may
+miss a few saturated pixels by a large step and still be right, so its bounds
+are the PSNR between outputs and the Y-PSNR it loses on a dataset
+(:mod:`sr_export.checks.int8`), with no per-element bound.
 """
 
 from __future__ import annotations
@@ -26,12 +29,22 @@ from sr_export.targets.base import Runner
 class Tolerance:
     min_psnr_db: float
     max_abs_error: float  # as a fraction of the data range
+    # Most Y-PSNR (dB) the candidate may lose against the reference on a dataset
+    # (None: no dataset check); see sr_export.checks.int8.
+    max_psnr_drop_db: float | None = None
 
+
+# A sound INT8 SR artifact stays above ~38 dB from float and loses under
+# 0.2 dB; the naive recipes the issue measured (1.5 dB lost, or 27 dB between
+# outputs) fail both bounds.
+INT8_MIN_OUTPUT_PSNR_DB = 35.0
+INT8_MAX_DROP_DB = 0.3
 
 TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(min_psnr_db=80.0, max_abs_error=1e-3),
     "fp16": Tolerance(min_psnr_db=50.0, max_abs_error=2e-2),
-    "int8": Tolerance(min_psnr_db=30.0, max_abs_error=0.25),
+    # max_abs_error 1.0: the whole data range, i.e. no elementwise bound.
+    "int8": Tolerance(min_psnr_db=INT8_MIN_OUTPUT_PSNR_DB, max_abs_error=1.0, max_psnr_drop_db=INT8_MAX_DROP_DB),
 }
 
 

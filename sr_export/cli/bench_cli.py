@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sr_export import __version__
-from sr_export.cli import common, harness_cli
+from sr_export.cli import common, harness_cli, int8_cli
 from sr_export.errors import CheckFailed, SrExportError
 
 DEFAULT_OUT_DIR = Path("sr-bench-out")
@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_export_arguments(speed, shape=False)
     common.add_json_argument(speed, "timings")
     speed.set_defaults(handler=cmd_speed)
+
+    int8_cli.add_int8_report_parser(commands)
     return parser
 
 

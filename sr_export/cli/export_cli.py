@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sr_export import __version__
-from sr_export.cli import common, trt_cli
+from sr_export.cli import common, int8_cli, trt_cli
 from sr_export.errors import CheckFailed, SrExportError
 
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     onnx.add_argument("--no-check", action="store_true",
                       help="skip the final parity check (the graph is still proven at the export sizes)")
     onnx.add_argument("-o", "--output", type=Path, help="output file (default: <model>_x<scale>.onnx)")
+    int8_cli.add_int8_arguments(onnx)
     common.add_json_argument(onnx, "export report (metadata and parity)")
     onnx.set_defaults(handler=cmd_onnx)
 
@@ -74,6 +75,7 @@ def cmd_onnx(args: argparse.Namespace) -> int:
     from sr_export.io import atomic_path
 
     console = common.stderr_console()
+    recipe = int8_cli.requested_recipe(args)  # a bad recipe fails before the slow export
     model = common.load_requested_model(args, console)
     options = common.export_options_from_args(args)
     exporters = "dynamo, then legacy" if options.exporter == "auto" else options.exporter
@@ -81,6 +83,8 @@ def cmd_onnx(args: argparse.Namespace) -> int:
         exported = export_onnx(model, options)
     for note in exported.notes[len(model.notes):]:
         common.warn(console, note)
+    if args.int8:
+        return int8_cli.write_int8(args, recipe, model, exported, console)
     output = args.output or Path(default_filename(model))
     report: dict[str, Any] = {"artifact": str(output), "metadata": exported.metadata.to_dict()}
     with atomic_path(output) as tmp:
@@ -170,12 +174,19 @@ def cmd_check(args: argparse.Namespace) -> int:
         report = run_parity(candidate, reference, inputs, data_range=info.data_range, precision=precision,
                             progress=lambda: progress.advance(task))
     console.print(parity_table(report))
-    common.emit_json({"artifact": str(artifact.path), **report.to_dict()}, args.json, console)
+    result = {"artifact": str(artifact.path), **report.to_dict()}
+    drop = None
+    if report.tolerance.max_psnr_drop_db is not None:  # INT8: judged on a dataset too
+        drop = int8_cli.builtin_dataset_drop(candidate, reference, info, report.tolerance.max_psnr_drop_db, console)
+        result["dataset_drop"] = drop.to_dict()
+    common.emit_json(result, args.json, console)
     if args.junit:
         report.write_junit(args.junit)
         console.print(f"wrote {args.junit}")
     if not report.passed:
         raise CheckFailed(f"parity check failed for {artifact.path} (worst PSNR {report.worst_psnr_db:.1f} dB)")
+    if drop is not None and not drop.passed:
+        raise CheckFailed(f"INT8 check failed for {artifact.path}: {drop.reason()}")
     return 0
 
 

@@ -1,0 +1,254 @@
+"""INT8 on the command line: ``sr-export onnx --int8`` and the INT8 half of ``sr-export check``."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sr_export.cli import common
+from sr_export.errors import CheckFailed
+
+
+def add_int8_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("int8")
+    group.add_argument("--int8", action="store_true",
+                       help="write a static INT8 (QDQ) artifact calibrated with --calib, checked on dataset PSNR drop")
+    group.add_argument("--calib", default="default", metavar="RECIPE",
+                       help="calibration recipe: a name in calibration/ or a .toml path (default: default)")
+    group.add_argument("--keep-float", type=node_list, default=[], metavar="NODE,...",
+                       help="further graph nodes to keep in float (see `sr-bench int8-report` for a plan)")
+    group.add_argument("--int8-flavour", choices=("onnxruntime", "tensorrt"), default="onnxruntime",
+                       help="onnxruntime: uint8 activations, fastest on CPU; tensorrt: symmetric int8, "
+                       "float bias, as TensorRT's parser wants")
+    group.add_argument("--allow-calibration-overlap", action="store_true",
+                       help="proceed (flagged) when the calibration folder holds evaluation images")
+    group.add_argument("--trt-calibration-cache", type=Path, metavar="PATH",
+                       help="also write a TensorRT 10 calibration cache from the same statistics")
+
+
+def node_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def requested_recipe(args: argparse.Namespace) -> Any:
+    """The --calib recipe when --int8 was asked (None otherwise)."""
+    from sr_export.quantize.recipes import load_recipe
+
+    return load_recipe(args.calib) if args.int8 else None
+
+
+def write_int8(args: argparse.Namespace, recipe: Any, model: Any, exported: Any, console: Any) -> int:
+    """Quantise a fresh float export, check it against PyTorch, then write it (never a failed one)."""
+    import shutil
+
+    import onnx
+
+    from sr_export.artifacts import Artifact
+    from sr_export.data.datasets import BUILTIN
+    from sr_export.export.onnx import default_filename
+    from sr_export.io import atomic_path
+    from sr_export.quantize.calibration_data import check_no_overlap
+    from sr_export.quantize.qdq import artifact_statistics, quantize_onnx
+    from sr_export.quantize.tensorrt_cache import write_tensorrt_calibration_cache
+
+    overlap = check_no_overlap(recipe, [BUILTIN], model.info.scale, allow=args.allow_calibration_overlap)
+    if overlap:
+        common.warn(console, f"calibrating on {len(overlap)} evaluation image(s): {', '.join(overlap)}")
+    suffix = "_int8_trt.onnx" if args.int8_flavour == "tensorrt" else "_int8.onnx"
+    output = args.output or Path(default_filename(model).removesuffix(".onnx") + suffix)
+    report: dict[str, Any] = {"artifact": str(output), "recipe": recipe.to_dict(), "flavour": args.int8_flavour,
+                              "calibration_overlap": overlap}
+    with tempfile.TemporaryDirectory(prefix="sr-export-int8.") as tmp:
+        float_path = Path(tmp) / "float.onnx"
+        onnx.save(exported.proto, str(float_path))
+        float_artifact = Artifact(float_path, exported.metadata)
+        with console.status("calibrating") as status:
+            statistics = artifact_statistics(float_artifact, recipe)
+            artifact = quantize_onnx(float_artifact, recipe, flavour=args.int8_flavour, keep_float=args.keep_float,
+                                     output=Path(tmp) / "int8.onnx", statistics=statistics,
+                                     progress=lambda message: status.update(message))
+        report["metadata"] = artifact.metadata.to_dict()
+        if not args.no_check:
+            passed = check_int8_against_pytorch(artifact, model, console, report)
+            if not passed:
+                common.emit_json(report, args.json, console)
+                raise CheckFailed(f"INT8 check failed ({report['failure']}); {output} was not written "
+                                  "(--no-check writes it anyway; `sr-bench int8-report` shows which layers to keep in float)")
+        with atomic_path(output) as final:
+            shutil.copyfile(artifact.path, final)
+    if args.trt_calibration_cache:
+        write_tensorrt_calibration_cache(statistics, args.trt_calibration_cache)
+        console.print(f"wrote {args.trt_calibration_cache} (TensorRT calibration cache, {len(statistics.ranges)} tensors)")
+    size_kb = output.stat().st_size / 1024
+    console.print(f"[green]wrote[/green] {output} ({size_kb:.0f} KiB, INT8 QDQ, {args.int8_flavour} flavour, "
+                  f"recipe {recipe.name})")
+    common.emit_json(report, args.json, console)
+    return 0
+
+
+def check_int8_against_pytorch(artifact: Any, model: Any, console: Any, report: dict[str, Any]) -> bool:
+    """Output PSNR on the parity photos and Y-PSNR drop on the built-in dataset, against PyTorch."""
+    from sr_export.checks.inputs import artifact_parity_inputs
+    from sr_export.checks.parity import run_parity, tolerance_for
+    from sr_export.cli.tables import parity_table
+    from sr_export.targets import open_runner
+    from sr_export.targets.pytorch import PyTorchRunner
+
+    candidate, reference = open_runner(artifact), PyTorchRunner(model)
+    inputs = artifact_parity_inputs(model.info, artifact.metadata.static_hw)
+    with console.status("checking INT8 outputs against PyTorch"):
+        parity = run_parity(candidate, reference, inputs, data_range=model.info.data_range, precision="int8")
+    console.print(parity_table(parity))
+    report["parity"] = parity.to_dict()
+    drop = builtin_dataset_drop(candidate, reference, model.info, tolerance_for("int8").max_psnr_drop_db, console)
+    report["dataset_drop"] = drop.to_dict()
+    failures = [c.reason for c in parity.cases if not c.passed] + ([drop.reason()] if not drop.passed else [])
+    report["failure"] = "; ".join(failures)
+    return not failures
+
+
+def builtin_dataset_drop(candidate: Any, reference: Any, info: Any, max_drop: float | None, console: Any) -> Any:
+    from sr_export.checks.int8 import dataset_drop
+    from sr_export.data.datasets import BUILTIN, load_dataset
+
+    pairs = load_dataset(BUILTIN, info.scale)
+    with console.status("measuring the Y-PSNR drop on the built-in images"):
+        drop = dataset_drop(candidate, reference, info, pairs, dataset=BUILTIN, max_drop_db=max_drop)
+    colour = "green" if drop.passed else "red"
+    console.print(f"Y-PSNR on built-in images: reference {drop.reference.mean.psnr_y:.3f} dB, "
+                  f"INT8 {drop.candidate.mean.psnr_y:.3f} dB, [{colour}]drop {drop.drop_db:.3f} dB[/{colour}]"
+                  + (f" (bound {max_drop:g} dB)" if max_drop is not None else ""))
+    return drop
+
+
+def add_int8_report_parser(commands: Any) -> None:
+    report = commands.add_parser("int8-report", help="float vs INT8: dataset PSNR, per-layer sensitivity, speed, "
+                                 "suggested --keep-float plan")
+    common.add_model_arguments(report)
+    report.add_argument("--calib", default="default", metavar="RECIPE",
+                        help="calibration recipe: a name in calibration/ or a .toml path (default: default)")
+    report.add_argument("--dataset", required=True, help="evaluation folder (HR/ and optional LR_bicubic/X{s}/) "
+                        "or 'builtin'")
+    report.add_argument("--keep-float", type=node_list, default=[], metavar="NODE,...",
+                        help="further nodes to keep in float (e.g. a plan this report suggested)")
+    report.add_argument("--int8-flavour", choices=("onnxruntime", "tensorrt"), default="onnxruntime")
+    report.add_argument("--sensitivity-patches", type=int, default=4, metavar="N",
+                        help="calibration patches per layer for the sensitivity scan (default 4; 0 skips it)")
+    report.add_argument("--sensitivity-mode", choices=("float-one", "only"), default="float-one",
+                        help="float-one (default): output PSNR regained when only that layer is back in float, "
+                        "in the INT8 model; only: output PSNR vs float when only that layer is INT8")
+    report.add_argument("--suggest", type=int, default=3, metavar="N", help="layers in the suggested plan (default 3)")
+    report.add_argument("--speed-size", type=common.size_argument, default=(128, 128), metavar="HxW",
+                        help="LR size for the side-by-side timing (default 128x128)")
+    report.add_argument("--runs", type=int, default=5, help="timed runs per precision (default 5; 0 skips timing)")
+    report.add_argument("--threads", type=int, help="CPU threads for both runners")
+    report.add_argument("--allow-calibration-overlap", action="store_true",
+                        help="proceed (flagged) when the calibration folder holds evaluation images")
+    report.add_argument("--out-dir", type=Path, default=Path("sr-bench-out"),
+                        help="where the INT8 artifact and the sensitivity PNG go (default sr-bench-out)")
+    common.add_export_arguments(report, shape=False)
+    common.add_json_argument(report, "INT8 report")
+    report.set_defaults(handler=cmd_int8_report)
+
+
+def cmd_int8_report(args: argparse.Namespace) -> int:
+    from sr_export.bench.int8_report import Int8Report, compare_on_dataset, sensitivity_chart, suggest_keep_float
+    from sr_export.bench.speed import measure
+    from sr_export.data.datasets import load_dataset
+    from sr_export.errors import SrExportError
+    from sr_export.export.onnx import save_export
+    from sr_export.quantize.calibration_data import check_no_overlap
+    from sr_export.quantize.graph import conv_nodes
+    from sr_export.quantize.qdq import artifact_statistics, load_float_proto, plan_float_nodes, quantize_onnx
+    from sr_export.quantize.recipes import load_recipe
+    from sr_export.quantize.sensitivity import layer_sensitivity
+    from sr_export.targets import open_runner
+
+    console = common.stderr_console()
+    if args.sensitivity_patches < 0 or args.runs < 0 or args.suggest < 0:
+        raise SrExportError("--sensitivity-patches, --runs and --suggest must be >= 0")
+    model = common.load_requested_model(args, console)
+    info = model.info
+    recipe = load_recipe(args.calib)
+    overlap = check_no_overlap(recipe, [args.dataset], info.scale, allow=args.allow_calibration_overlap)
+    if overlap:
+        common.warn(console, f"CALIBRATION OVERLAPS THE EVALUATION DATASET ({', '.join(overlap)}): "
+                    "the INT8 figures below are flattering")
+    pairs = load_dataset(args.dataset, info.scale)
+    name = f"{info.name}_x{info.scale}"
+    with console.status(f"exporting {name} to ONNX"):
+        float_artifact = save_export(model, common.export_options_from_args(args), args.out_dir, f"{name}.onnx")
+    proto = load_float_proto(float_artifact)
+    with common.progress_bar(console) as progress:
+        task = progress.add_task("calibrating", total=recipe.patch_count)
+        statistics = artifact_statistics(float_artifact, recipe, proto, progress=lambda: progress.advance(task))
+    plan = plan_float_nodes(proto, recipe, args.keep_float)
+    with console.status(f"quantising ({recipe.summary()})"):
+        int8_artifact = quantize_onnx(float_artifact, recipe, flavour=args.int8_flavour, keep_float=args.keep_float,
+                                      output=args.out_dir / f"{name}_int8.onnx", statistics=statistics)
+    float_runner = open_runner(float_artifact, threads=args.threads)
+    int8_runner = open_runner(int8_artifact, threads=args.threads)
+    with common.progress_bar(console) as progress:
+        task = progress.add_task(f"float vs INT8 on {Path(args.dataset).name}", total=len(pairs))
+        float_eval, int8_eval, between = compare_on_dataset(float_runner, int8_runner, info, pairs,
+                                                            dataset=str(args.dataset),
+                                                            progress=lambda: progress.advance(task))
+    speed = None
+    if args.runs:
+        with common.progress_bar(console) as progress:
+            task = progress.add_task("timing fp32 and int8 side by side", total=2 * args.runs)
+            speed = measure({"fp32": float_runner, "int8": int8_runner}, info, [args.speed_size], runs=args.runs,
+                            threads=args.threads, progress=lambda: progress.advance(task))
+    sensitivity: list[Any] = []
+    if args.sensitivity_patches:
+        layers = [n.name for n in conv_nodes(proto.graph) if n.name not in plan.float_nodes]
+        with common.progress_bar(console) as progress:
+            task = progress.add_task("per-layer sensitivity", total=len(layers))
+            sensitivity = layer_sensitivity(proto, statistics, recipe, float_artifact, flavour=args.int8_flavour,
+                                            layers=layers, exclude=plan.names(), patches=args.sensitivity_patches,
+                                            mode=args.sensitivity_mode, progress=lambda: progress.advance(task))
+    suggestion = suggest_keep_float(sensitivity, args.suggest)
+    report = Int8Report(info.name, recipe.to_dict(), str(args.dataset), float_eval, int8_eval, between, speed,
+                        tuple(sensitivity), dict(plan.float_nodes), suggestion, tuple(overlap))
+    out = common.stderr_console() if args.json == "-" else common.stdout_console()
+    _print_report(out, report, args, name)
+    if sensitivity:
+        chart = sensitivity_chart(sensitivity, [n.name for n in proto.graph.node], args.out_dir / f"{name}_int8_sensitivity.png",
+                                  title=f"{name}: INT8 sensitivity per layer ({recipe.name})", highlight=suggestion)
+        out.print(f"wrote {chart}")
+    out.print(f"wrote {int8_artifact.path}")
+    common.emit_json(report.to_dict(), args.json, out)
+    return 0
+
+
+def _print_report(out: Any, report: Any, args: argparse.Namespace, name: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{name}: float vs INT8 on {args.dataset}", title_justify="left", header_style="bold")
+    for column in ("", "PSNR-Y", "SSIM-Y", "PSNR-RGB", "median ms", "speed ratio"):
+        table.add_column(column, justify="left" if not column else "right")
+    timing = {t.runner: t for t in report.speed.timings} if report.speed else {}
+    ratio = report.speed_ratio()
+    for label, evaluation in (("fp32", report.float_eval), ("int8", report.int8_eval)):
+        m = evaluation.mean
+        ms = f"{timing[label].median_s * 1e3:.1f}" if label in timing else "-"
+        speed = "1.00x" if label == "fp32" and ratio else (f"{ratio:.2f}x" if ratio else "-")
+        table.add_row(label, f"{m.psnr_y:.3f}", f"{m.ssim_y:.4f}", f"{m.psnr_rgb:.3f}", ms, speed)
+    out.print(table)
+    out.print(f"Y-PSNR drop {report.drop_db:.3f} dB; INT8 output vs float output {report.mean_output_psnr_db:.2f} dB; "
+              f"in float: {', '.join(report.float_nodes) or 'nothing'}")
+    if report.sensitivity:
+        float_one = report.sensitivity[0].gain_db is not None
+        what = ("output PSNR regained with only that layer in float" if float_one
+                else "output PSNR vs float with only that layer INT8")
+        worst = Table(title=f"most sensitive layers ({what})", title_justify="left", header_style="bold")
+        worst.add_column("layer")
+        worst.add_column("op")
+        worst.add_column("gain dB" if float_one else "dB", justify="right")
+        for layer in report.sensitivity[:10]:
+            worst.add_row(layer.name, layer.op_type, f"{layer.gain_db:+.2f}" if float_one else f"{layer.psnr_db:.2f}")
+        out.print(worst)
+    if report.suggested_keep_float:
+        out.print(f"suggested plan: --keep-float {','.join(report.suggested_keep_float)}")

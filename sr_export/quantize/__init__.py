@@ -1,0 +1,7 @@
+"""INT8: calibration recipes and data, activation statistics, quantised artifacts.
+
+One calibration serves every INT8 target: the recipe (``calibration/*.toml``)
+says which images and patches and which method; the statistics it yields are
+cached per model weights and recipe; ONNX Runtime QDQ, TensorRT QDQ and the
+TensorRT calibration cache are all written from them.
+"""

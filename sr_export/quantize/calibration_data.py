@@ -1,0 +1,170 @@
+"""LR patches to calibrate INT8 on, made the way SR benchmarks make LR images.
+
+Calibration must see what the network sees in use: LR images made by
+MATLAB-bicubic downscaling (or given LR images), cut into patches. It must
+never see the images the result is evaluated on, or the reported INT8 loss is
+flattering; a folder is compared with the evaluation dataset by pixel
+content, so a renamed or re-encoded copy is caught too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sr_export.data.images import list_images, mod_crop, read_image
+from sr_export.data.matlab_resize import downscale
+from sr_export.data.tensors import image_to_batch
+from sr_export.errors import SrExportError
+from sr_export.models.loader import ModelInfo
+from sr_export.quantize.recipes import CalibrationRecipe
+
+# scikit-image's bundled photos (no download): colour scenes, plus grey
+# textures whose fine detail is what SR layers amplify most. None of them is
+# a built-in evaluation photo (sr_export.data.images.BUILTIN_IMAGES), so the
+# default calibration never sees what `sr-export check` scores.
+BUILTIN_CALIBRATION_IMAGES = (
+    "motorcycle_left", "motorcycle_right", "immunohistochemistry", "hubble_deep_field",
+    "camera", "brick", "grass", "gravel", "coins",
+)
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    patches: np.ndarray  # (N, H, W, 3) uint8 RGB LR patches
+    sources: tuple[str, ...]  # image each patch was cut from
+
+    def batches(self, info: ModelInfo) -> list[np.ndarray]:
+        """One (1, C, H, W) float32 batch per patch, in the model's data range."""
+        return [image_to_batch(patch, info) for patch in self.patches]
+
+
+def builtin_calibration_image(name: str) -> np.ndarray:
+    from skimage import data
+
+    if name.startswith("motorcycle_"):
+        left, right, _ = data.stereo_motorcycle()
+        image = left if name.endswith("left") else right
+    else:
+        image = getattr(data, name)()
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    return np.ascontiguousarray(image[..., :3].astype(np.uint8))
+
+
+def source_images(recipe: CalibrationRecipe) -> list[tuple[str, np.ndarray]]:
+    """(name, uint8 RGB image) for every image the recipe names."""
+    folder = recipe.images_path()
+    if folder is None:
+        return [(name, builtin_calibration_image(name)) for name in BUILTIN_CALIBRATION_IMAGES]
+    if not folder.is_dir():
+        raise SrExportError(f"calibration image folder not found: {folder} (recipe {recipe.name})")
+    paths = list_images(folder)
+    if not paths:
+        raise SrExportError(f"no images (png, jpg, bmp, tif) in calibration folder {folder}")
+    return [(p.name, read_image(p)) for p in paths]
+
+
+def lr_images(recipe: CalibrationRecipe, scale: int) -> list[tuple[str, np.ndarray]]:
+    images = source_images(recipe)
+    if recipe.kind == "lr":
+        return images
+    return [(name, downscale(mod_crop(image, scale), scale)) for name, image in images]
+
+
+def make_calibration_set(
+    recipe: CalibrationRecipe, scale: int, images: Sequence[tuple[str, np.ndarray]] | None = None
+) -> CalibrationSet:
+    """``recipe.patch_count`` random LR patches, reproducible from ``recipe.seed``.
+
+    ``images`` are the recipe's LR images when the caller already made them
+    (:func:`lr_images`); downscaling large photos is the slow part.
+
+    Patches are dealt to the images in turn (in a seeded order), so one
+    large photo does not crowd out the rest.
+    """
+    size = recipe.patch_size
+    images = images if images is not None else lr_images(recipe, scale)
+    usable = [(name, lr) for name, lr in images if min(lr.shape[:2]) >= size]
+    if not usable:
+        raise SrExportError(
+            f"no calibration image is at least {size}x{size} px after x{scale} downscaling; "
+            "lower patches.size in the recipe or use larger images"
+        )
+    rng = np.random.default_rng(recipe.seed)
+    order = rng.permutation(len(usable))
+    picks = [int(order[i % len(usable)]) for i in range(recipe.patch_count)]
+    patches, sources = [], []
+    for index in picks:
+        name, lr = usable[index]
+        top = int(rng.integers(0, lr.shape[0] - size + 1))
+        left = int(rng.integers(0, lr.shape[1] - size + 1))
+        patches.append(lr[top : top + size, left : left + size])
+        sources.append(name)
+    return CalibrationSet(np.stack(patches), tuple(sources))
+
+
+def content_hash(image: np.ndarray) -> str:
+    """Hash of the decoded pixels (shape included): the same picture under any name or format."""
+    digest = hashlib.sha256(str(image.shape).encode())
+    digest.update(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+    return digest.hexdigest()
+
+
+def dataset_hashes(dataset: str | Path, scale: int) -> set[str]:
+    """Content hashes of an evaluation dataset's HR images (as read and mod-cropped) and LR images."""
+    from sr_export.data.datasets import BUILTIN, builtin_dataset
+    from sr_export.data.images import BUILTIN_IMAGES, builtin_image
+
+    if str(dataset) == BUILTIN:
+        photos = [builtin_image(name) for name in BUILTIN_IMAGES]
+        crops = [pair.hr for pair in builtin_dataset(scale)] + [pair.lr for pair in builtin_dataset(scale)]
+        return {content_hash(image) for image in photos + crops}
+    root = Path(dataset)
+    if not root.is_dir():
+        return set()
+    hashes = set()
+    for path in _all_images(root):
+        image = read_image(path)
+        hashes.update({content_hash(image), content_hash(mod_crop(image, scale))})
+    return hashes
+
+
+def _all_images(root: Path) -> Iterable[Path]:
+    for folder in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
+        yield from list_images(folder)
+
+
+def overlapping_images(recipe: CalibrationRecipe, datasets: Sequence[str | Path], scale: int) -> list[str]:
+    """Names of the recipe's images whose pixels also appear in any of ``datasets``."""
+    folder = recipe.images_path()
+    if folder is None or not datasets:
+        return []
+    evaluation: set[str] = set()
+    for dataset in datasets:
+        evaluation |= dataset_hashes(dataset, scale)
+    overlap = []
+    for name, image in source_images(recipe):
+        if {content_hash(image), content_hash(mod_crop(image, scale))} & evaluation:
+            overlap.append(name)
+    return overlap
+
+
+def check_no_overlap(
+    recipe: CalibrationRecipe, datasets: Sequence[str | Path], scale: int, *, allow: bool = False
+) -> list[str]:
+    """Refuse a calibration folder that holds evaluation images; with ``allow``, return them to be flagged."""
+    overlap = overlapping_images(recipe, datasets, scale)
+    if overlap and not allow:
+        shown = ", ".join(overlap[:5]) + (" ..." if len(overlap) > 5 else "")
+        raise SrExportError(
+            f"calibration folder {recipe.images_path()} contains {len(overlap)} image(s) of the evaluation "
+            f"dataset ({shown}); INT8 scores would be flattering. Use other images "
+            "(or --allow-calibration-overlap to proceed, flagged in the report)"
+        )
+    return overlap

@@ -1,0 +1,179 @@
+"""Calibration recipes (``calibration/*.toml``): what INT8 is calibrated on, and how.
+
+A recipe is data, not code, so that the choice behind an INT8 artifact can be
+read, reviewed and reproduced. Unknown keys are errors naming the key: a
+misspelt ``percentil`` must not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sr_export.errors import SrExportError
+from sr_export.resources import list_resources
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+DEFAULT_RECIPE = "default"
+METHODS = ("minmax", "percentile", "entropy")
+ACTIVATIONS = ("asymmetric", "symmetric")
+IMAGE_KINDS = ("hr", "lr")
+BUILTIN_SOURCE = "builtin"
+
+
+@dataclass(frozen=True)
+class CalibrationRecipe:
+    name: str
+    description: str = ""
+    # Where the images come from: 'builtin' (scikit-image's sample photos,
+    # offline) or a folder; 'hr' images are MATLAB-bicubic downscaled by the
+    # model's scale first, 'lr' images are used as they are.
+    images: str = BUILTIN_SOURCE
+    kind: str = "hr"
+    patch_size: int = 64
+    patch_count: int = 48
+    seed: int = 0
+    method: str = "percentile"
+    percentile: float = 99.999
+    num_bins: int = 2048  # histogram bins for entropy and percentile
+    activations: str = "asymmetric"  # uint8 zero-point activations, or symmetric int8
+    per_channel: bool = True  # per-output-channel weight scales
+    # Keep the first conv, last conv / upsampler, global residual add and
+    # output clamp in float (see sr_export.quantize.graph).
+    sr_aware: bool = True
+    keep_float: tuple[str, ...] = ()  # further node names kept in float
+    # Mixed precision: quantise, measure each layer's sensitivity on the
+    # calibration patches, keep this many of the worst in float.
+    auto_keep_float: int = 0
+    source: Path | None = field(default=None, compare=False)
+
+    def images_path(self) -> Path | None:
+        """The image folder, relative paths resolved against the recipe's own folder."""
+        if self.images == BUILTIN_SOURCE:
+            return None
+        path = Path(self.images).expanduser()
+        if not path.is_absolute() and self.source is not None:
+            path = self.source.parent / path
+        return path
+
+    def statistics_key(self) -> dict[str, Any]:
+        """What the activation statistics depend on (not the float exclusions or the plan)."""
+        folder = self.images_path()
+        return {
+            "images": str(folder.resolve()) if folder else BUILTIN_SOURCE,
+            "kind": self.kind,
+            "patch_size": self.patch_size,
+            "patch_count": self.patch_count,
+            "seed": self.seed,
+            "method": self.method,
+            "percentile": self.percentile if self.method == "percentile" else None,
+            "num_bins": self.num_bins if self.method != "minmax" else None,
+            "activations": self.activations,
+        }
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.statistics_key(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["keep_float"] = list(self.keep_float)
+        data["source"] = str(self.source) if self.source else None
+        return data
+
+    def summary(self) -> str:
+        how = f"percentile {self.percentile:g}" if self.method == "percentile" else self.method
+        where = "built-in photos" if self.images == BUILTIN_SOURCE else self.images
+        parts = [f"{self.patch_count} {self.patch_size}px LR patches from {where}", how,
+                 f"{self.activations} activations", "per-channel weights" if self.per_channel else "per-tensor weights"]
+        if self.sr_aware:
+            parts.append("SR-aware float layers")
+        if self.auto_keep_float:
+            parts.append(f"{self.auto_keep_float} most sensitive layers in float")
+        return f"{self.name}: " + ", ".join(parts)
+
+
+# TOML tables and the recipe fields they hold.
+_SCHEMA: dict[str, dict[str, str]] = {
+    "": {"name": "name", "description": "description"},
+    "source": {"images": "images", "kind": "kind"},
+    "patches": {"size": "patch_size", "count": "patch_count", "seed": "seed"},
+    "method": {"name": "method", "percentile": "percentile", "num_bins": "num_bins",
+               "activations": "activations", "per_channel": "per_channel"},
+    "precision": {"sr_aware": "sr_aware", "keep_float": "keep_float", "auto_keep_float": "auto_keep_float"},
+}
+
+
+def available_recipes() -> dict[str, Path]:
+    return list_resources("calibration")
+
+
+def load_recipe(name_or_path: str | Path) -> CalibrationRecipe:
+    """A recipe by name (``calibration/<name>.toml``) or from a .toml file."""
+    path = Path(name_or_path)
+    if not (path.suffix == ".toml" and path.is_file()):
+        recipes = available_recipes()
+        if str(name_or_path) not in recipes:
+            known = ", ".join(sorted(recipes)) or "none"
+            raise SrExportError(f"unknown calibration recipe '{name_or_path}'; known: {known} (or a path to a .toml file)")
+        path = recipes[str(name_or_path)]
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SrExportError(f"cannot read calibration recipe {path}: {exc}") from exc
+    return recipe_from_dict(data, source=path)
+
+
+def recipe_from_dict(data: dict[str, Any], source: Path | None = None) -> CalibrationRecipe:
+    where = f" in {source}" if source else ""
+    fields: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            if key not in _SCHEMA or key == "":
+                raise SrExportError(f"unknown table [{key}]{where}; allowed: {', '.join(k for k in _SCHEMA if k)}")
+            table, prefix = value, f"{key}."
+        else:
+            table, prefix, key = {key: value}, "", ""
+        for name, item in table.items():
+            if name not in _SCHEMA[key]:
+                allowed = ", ".join(prefix + k for k in _SCHEMA[key])
+                raise SrExportError(f"unknown key '{prefix}{name}'{where}; allowed here: {allowed}")
+            fields[_SCHEMA[key][name]] = item
+    fields.setdefault("name", source.stem if source else "custom")
+    return _validated(fields, where, source)
+
+
+def _validated(fields: dict[str, Any], where: str, source: Path | None) -> CalibrationRecipe:
+    def choice(key: str, allowed: tuple[str, ...]) -> None:
+        if key in fields and fields[key] not in allowed:
+            raise SrExportError(f"{key} '{fields[key]}'{where} is not one of {', '.join(allowed)}")
+
+    choice("method", METHODS)
+    choice("activations", ACTIVATIONS)
+    choice("kind", IMAGE_KINDS)
+    for key, low in (("patch_size", 8), ("patch_count", 1), ("num_bins", 16), ("auto_keep_float", 0), ("seed", 0)):
+        if key in fields and (not isinstance(fields[key], int) or isinstance(fields[key], bool) or fields[key] < low):
+            raise SrExportError(f"{key} = {fields[key]!r}{where} must be an integer >= {low}")
+    if "percentile" in fields:
+        value = fields["percentile"]
+        if not isinstance(value, (int, float)) or not 50.0 < float(value) <= 100.0:
+            raise SrExportError(f"percentile = {value!r}{where} must be a number in (50, 100]")
+        fields["percentile"] = float(value)
+    for key in ("per_channel", "sr_aware"):
+        if key in fields and not isinstance(fields[key], bool):
+            raise SrExportError(f"{key} = {fields[key]!r}{where} must be true or false")
+    if "keep_float" in fields:
+        names = fields["keep_float"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise SrExportError(f"keep_float{where} must be a list of node names")
+        fields["keep_float"] = tuple(names)
+    if not isinstance(fields.get("images", BUILTIN_SOURCE), str):
+        raise SrExportError(f"source.images{where} must be 'builtin' or a folder path")
+    return CalibrationRecipe(**fields, source=source)

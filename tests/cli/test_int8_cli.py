@@ -1,0 +1,75 @@
+"""INT8 on the command line: `sr-export onnx --int8`, `sr-export check` on INT8, `sr-bench int8-report`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import onnx
+import pytest
+from PIL import Image
+
+TINY = """
+[patches]
+size = 24
+count = 4
+[method]
+name = "percentile"
+"""
+
+
+@pytest.fixture(scope="module")
+def int8_export(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Path:
+    from sr_export.cli.export_cli import main
+
+    folder = tmp_path_factory.mktemp("int8-cli")
+    recipe = folder / "tiny.toml"
+    recipe.write_text(TINY)
+    out = folder / "erfdn_x4_int8.onnx"
+    assert main(["onnx", "--model", "erfdn", "--weights", "official", "--exporter", "legacy", "--int8",
+                 "--calib", str(recipe), "-o", str(out), "--json", str(folder / "report.json"),
+                 "--trt-calibration-cache", str(folder / "erfdn.cache")]) == 0
+    return out
+
+
+def test_onnx_int8_writes_a_checked_qdq_artifact(int8_export: Path) -> None:
+    props = {p.key: p.value for p in onnx.load(str(int8_export)).metadata_props}
+    assert json.loads(props["sr_export"])["precision"] == "int8"
+    report = json.loads((int8_export.parent / "report.json").read_text())
+    assert report["flavour"] == "onnxruntime" and report["recipe"]["patch_count"] == 4
+    assert report["parity"]["passed"] and report["parity"]["tolerance"]["max_abs_error"] == 1.0
+    drop = report["dataset_drop"]
+    assert drop["passed"] and drop["dataset"] == "builtin"
+    assert -0.1 < drop["drop_db"] < drop["max_drop_db"]
+    assert all(c["psnr_db"] >= 35.0 for c in report["parity"]["cases"])
+    header = (int8_export.parent / "erfdn.cache").read_text().splitlines()[0]
+    assert header.startswith("TRT-10") and header.endswith("-EntropyCalibration2")
+
+
+def test_check_judges_int8_by_output_psnr_and_dataset_drop(int8_export: Path, sr_export) -> None:
+    result = sr_export("check", int8_export, "--json")
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["precision"] == "int8"
+    assert data["dataset_drop"]["passed"] and data["dataset_drop"]["max_drop_db"] == 0.3
+
+
+def test_int8_report_refuses_calibration_images_from_the_evaluation_set(tmp_path: Path, set5: Path,
+                                                                     sr_bench) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.open(set5 / "HR" / "head.bmp").save(photos / "portrait.png")
+    recipe = tmp_path / "leaky.toml"
+    recipe.write_text(f'[source]\nimages = "{photos}"\n')
+    result = sr_bench("int8-report", "--model", "erfdn", "--weights", "official", "--calib", recipe,
+                      "--dataset", set5, "--out-dir", tmp_path / "out")
+    assert result.code == 2
+    assert "contains 1 image(s) of the evaluation dataset (portrait.png)" in result.error()
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_recipe_and_keep_float_are_one_line_errors(sr_export, tmp_path: Path) -> None:
+    result = sr_export("onnx", "--model", "erfdn", "--weights", "official", "--int8", "--calib", "nope",
+                       "-o", tmp_path / "x.onnx")
+    assert result.code == 2 and "unknown calibration recipe 'nope'" in result.error()
+    assert not (tmp_path / "x.onnx").exists()

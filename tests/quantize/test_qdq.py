@@ -1,0 +1,134 @@
+"""INT8 QDQ artifacts of a real network (E-RFDN x4, official weights), run in ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from sr_export.checks.inputs import builtin_parity_inputs
+from sr_export.checks.parity import output_difference
+from sr_export.errors import SrExportError
+from sr_export.quantize.graph import sr_float_nodes
+from sr_export.quantize.qdq import INT8_METADATA_KEY, int8_details, load_float_proto, quantize_onnx
+from sr_export.quantize.recipes import load_recipe
+from sr_export.quantize.statistics import cache_folder
+from sr_export.targets import open_runner
+
+
+def _consumers(proto: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in proto.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    return readers
+
+
+def _producers(proto: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
+    return {out: node for node in proto.graph.node for out in node.output}
+
+
+def test_the_sr_aware_rules_find_first_conv_tail_and_global_residual_by_structure(erfdn_float) -> None:
+    reasons = sr_float_nodes(load_float_proto(erfdn_float).graph)
+    assert reasons["/fea_conv/Conv"].startswith("first conv")
+    assert reasons["/Add"] == "global residual add"
+    assert reasons["/upsampler/upsampler.0/Conv"].startswith("last conv")
+    assert reasons["/upsampler/upsampler.1/DepthToSpace"].startswith("upsampler")
+    assert {"/B1/c1_d/Conv", "/B1/c1_r/Conv", "/B1/Add"} <= set(reasons)
+    assert "/B2/c1_d/Conv" not in reasons
+
+
+@pytest.fixture(scope="module")
+def ort_int8(erfdn_float, erfdn_statistics, tiny_recipe_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    return quantize_onnx(erfdn_float, load_recipe(tiny_recipe_path), output=tmp_path_factory.mktemp("int8"),
+                         statistics=erfdn_statistics)
+
+
+def test_onnxruntime_int8_is_qdq_with_uint8_activations_and_float_sr_layers(ort_int8) -> None:
+    proto = onnx.load(str(ort_int8.path))
+    assert ort_int8.metadata.precision == "int8" and ort_int8.path.name == "erfdn_x4_int8.onnx"
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("QuantizeLinear") > 40 and ops.count("DequantizeLinear") > 40
+    inits = {i.name: i for i in proto.graph.initializer}
+    zero_points = [inits[n.input[2]] for n in proto.graph.node if n.op_type == "QuantizeLinear"]
+    assert {z.data_type for z in zero_points} == {onnx.TensorProto.UINT8}
+    producers = _producers(proto)
+    for name in ("/fea_conv/Conv", "/upsampler/upsampler.0/Conv"):
+        node = next(n for n in proto.graph.node if n.name == name)
+        fed_by = {producers[i].op_type for i in node.input if i in producers}
+        assert "DequantizeLinear" not in fed_by, name
+    # The global residual add sums the body's (dequantised) output with the float shallow features.
+    residual = next(n for n in proto.graph.node if n.name == "/Add")
+    assert {producers[i].name for i in residual.input} >= {"/fea_conv/Conv"}
+    quantized_conv = next(n for n in proto.graph.node if n.name == "/B2/c1_d/Conv")
+    assert producers[quantized_conv.input[1]].op_type == "DequantizeLinear"
+    assert proto.graph.node[-1].op_type == "Clip"  # output clamped to the data range in float
+    details = int8_details(ort_int8.path)
+    assert details["flavour"] == "onnxruntime" and "/fea_conv/Conv" in details["float_nodes"]
+
+
+def test_int8_output_stays_close_to_float_on_natural_images(erfdn_float, ort_int8) -> None:
+    (case,) = builtin_parity_inputs(erfdn_float.metadata.model_info(), [(40, 52)], per_size=1)
+    want = open_runner(erfdn_float).infer(case.batch)
+    got = open_runner(ort_int8).infer(case.batch)
+    assert got.shape == want.shape
+    assert got.min() >= 0 and got.max() <= 255
+    _, _, psnr = output_difference(got, np.clip(want, 0, 255), 255.0)
+    assert 35.0 < psnr < 80.0  # close to float, and really quantised
+
+
+def test_tensorrt_flavour_is_symmetric_int8_without_quantised_bias_and_runs(erfdn_float, erfdn_statistics,
+                                                                          tiny_recipe_path: Path, tmp_path: Path) -> None:
+    artifact = quantize_onnx(erfdn_float, load_recipe(tiny_recipe_path), flavour="tensorrt", output=tmp_path,
+                             statistics=erfdn_statistics)
+    assert artifact.path.name == "erfdn_x4_int8_trt.onnx"
+    proto = onnx.load(str(artifact.path))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
+    for node in proto.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and len(node.input) > 2:
+            zero = inits[node.input[2]]
+            assert zero.dtype == np.int8 and not zero.any(), node.name
+    producers = _producers(proto)
+    for conv in (n for n in proto.graph.node if n.op_type == "Conv" and len(n.input) > 2):
+        assert conv.input[2] in inits and inits[conv.input[2]].dtype == np.float32, conv.name
+    weight_dq = producers[next(n for n in proto.graph.node if n.name == "/B2/c1_d/Conv").input[1]]
+    assert inits[weight_dq.input[1]].size > 1  # per-channel weight scales
+    (case,) = builtin_parity_inputs(erfdn_float.metadata.model_info(), [(32, 32)], per_size=1)
+    _, _, psnr = output_difference(open_runner(artifact).infer(case.batch),
+                                   np.clip(open_runner(erfdn_float).infer(case.batch), 0, 255), 255.0)
+    assert psnr > 33.0
+
+
+def test_statistics_are_cached_by_weights_and_recipe(erfdn_float, erfdn_statistics, tiny_recipe_path: Path) -> None:
+    from sr_export.quantize.qdq import artifact_statistics
+
+    again = artifact_statistics(erfdn_float, load_recipe(tiny_recipe_path))
+    assert again.cached and again.key == erfdn_statistics.key and again.ranges == erfdn_statistics.ranges
+    assert (cache_folder() / f"{again.key}.json").is_file()
+    assert "input" in again.ranges and again.ranges["input"][1] <= 255.0
+
+
+def test_keep_float_of_an_unknown_node_is_an_error_naming_it(erfdn_float, erfdn_statistics,
+                                                          tiny_recipe_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(SrExportError, match="--keep-float names no node of this graph: /B9/conv"):
+        quantize_onnx(erfdn_float, load_recipe(tiny_recipe_path), keep_float=["/B9/conv"], output=tmp_path,
+                      statistics=erfdn_statistics)
+    assert not list(tmp_path.iterdir())
+
+
+def test_keep_float_removes_the_nodes_quantisation(erfdn_float, erfdn_statistics, tiny_recipe_path: Path,
+                                                  tmp_path: Path) -> None:
+    artifact = quantize_onnx(erfdn_float, load_recipe(tiny_recipe_path), keep_float=["/B2/c5/Conv"], output=tmp_path,
+                             statistics=erfdn_statistics)
+    proto = onnx.load(str(artifact.path))
+    producers = _producers(proto)
+    node = next(n for n in proto.graph.node if n.name == "/B2/c5/Conv")
+    inits = {i.name: i for i in proto.graph.initializer}
+    # Its weights stay float; its input is whatever its (quantised) producer hands on.
+    assert node.input[1] in inits and inits[node.input[1]].data_type == onnx.TensorProto.FLOAT
+    assert node.input[1] not in producers
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(props[INT8_METADATA_KEY])["float_nodes"]["/B2/c5/Conv"] == "kept in float on request"

@@ -1,0 +1,63 @@
+"""Calibration recipes: data that is read strictly and names what it got wrong."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from sr_export.errors import SrExportError
+from sr_export.quantize.recipes import available_recipes, load_recipe, recipe_from_dict
+
+
+def test_the_shipped_recipes_load_and_default_is_sr_aware_percentile() -> None:
+    assert {"default", "mixed", "minmax", "entropy", "naive"} <= set(available_recipes())
+    for name in available_recipes():
+        load_recipe(name)
+    default = load_recipe("default")
+    assert (default.method, default.percentile, default.activations) == ("percentile", 99.999, "asymmetric")
+    assert default.sr_aware and default.per_channel and default.images == "builtin"
+    assert load_recipe("mixed").auto_keep_float > 0
+    naive = load_recipe("naive")
+    assert (naive.activations, naive.sr_aware) == ("symmetric", False)
+
+
+def test_unknown_keys_and_tables_are_errors_that_name_them(tmp_path: Path) -> None:
+    with pytest.raises(SrExportError, match=r"unknown key 'method\.percentil'.*allowed here: .*method\.percentile"):
+        recipe_from_dict({"method": {"percentil": 99.9}})
+    with pytest.raises(SrExportError, match=r"unknown key 'colour'"):
+        recipe_from_dict({"colour": "rgb"})
+    with pytest.raises(SrExportError, match=r"unknown table \[patch\]"):
+        recipe_from_dict({"patch": {"size": 32}})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[patches]\ncount = 8\nsize = 4\n")
+    with pytest.raises(SrExportError, match=r"patch_size = 4 in .*bad.toml must be an integer >= 8"):
+        load_recipe(bad)
+
+
+def test_values_are_validated() -> None:
+    with pytest.raises(SrExportError, match="method 'kl' is not one of minmax, percentile, entropy"):
+        recipe_from_dict({"method": {"name": "kl"}})
+    with pytest.raises(SrExportError, match=r"percentile = 101 must be a number in \(50, 100\]"):
+        recipe_from_dict({"method": {"percentile": 101}})
+    with pytest.raises(SrExportError, match="keep_float must be a list"):
+        recipe_from_dict({"precision": {"keep_float": "/Add"}})
+    with pytest.raises(SrExportError, match="unknown calibration recipe 'nope'; known: .*default"):
+        load_recipe("nope")
+
+
+def test_relative_image_folders_resolve_next_to_the_recipe(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text('[source]\nimages = "photos"\nkind = "lr"\n')
+    recipe = load_recipe(path)
+    assert recipe.name == "mine"
+    assert recipe.images_path() == tmp_path / "photos"
+
+
+def test_the_statistics_key_follows_what_calibration_sees_not_the_float_plan() -> None:
+    base = load_recipe("default")
+    assert base.fingerprint() == replace(base, keep_float=("/B1/c5/Conv",), auto_keep_float=3).fingerprint()
+    assert base.fingerprint() != replace(base, patch_count=49).fingerprint()
+    assert base.fingerprint() != replace(base, percentile=99.99).fingerprint()
+    assert base.fingerprint() != replace(base, method="minmax").fingerprint()
