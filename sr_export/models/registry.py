@@ -11,6 +11,7 @@ import functools
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sr_export.errors import SrExportError
@@ -63,6 +64,8 @@ class ModelSpec:
     # read off a state dict's keys and shapes; raises SrExportError if it does not fit.
     detect: Callable[[StateDict], dict[str, Any]] | None = None
     official_weights: tuple[OfficialWeights, ...] = ()
+    # (caffemodel, prototxt or None) -> (state dict, scale), for families whose weights are Caffe models.
+    caffe_import: Callable[[Path, Path | None], tuple[dict[str, torch.Tensor], int]] | None = None
 
     def official_for(self, scale: int) -> OfficialWeights | None:
         return next((w for w in self.official_weights if w.scale == scale), None)
