@@ -102,10 +102,34 @@ def import_idn(caffemodel: str | Path, prototxt: str | Path | None = None) -> Ca
             f"{caffemodel.name} has weights for layers that {prototxt.name} lacks: {_names(extra)}; "
             "is it the prototxt of this model?"
         )
+    disagree = _disagreeing_settings(net, weights)
+    if disagree:
+        # e.g. the x2 prototxt with the x4 weights: same shapes, wrong stride.
+        raise SrExportError(
+            f"{prototxt.name} and {caffemodel.name} describe different networks: {_names(disagree)}; "
+            "use the prototxt that belongs to this model"
+        )
     scale = _scale(net, caffemodel)
     _check_structure(net)
     state, mapped = _map_blobs(net, scale)
     return CaffeImport(caffemodel, prototxt, net, scale, state, mapped)
+
+
+def _disagreeing_settings(graph: CaffeNet, weights: CaffeNet) -> list[str]:
+    """(De)convolutions whose settings differ between the deploy graph and the caffemodel's own record."""
+    found = []
+    for layer in graph.layers:
+        stored = weights.layer(layer.name)
+        if layer.conv is None or stored is None or stored.conv is None or stored.conv.kernel == (0, 0):
+            continue  # old caffemodels may not record settings
+        if stored.conv != layer.conv:
+            found.append(f"{layer.name} (prototxt {_geometry(layer)}, caffemodel {_geometry(stored)})")
+    return found
+
+
+def _geometry(layer: CaffeLayer) -> str:
+    c = layer.conv
+    return f"kernel {c.kernel[0]}x{c.kernel[1]} stride {c.stride[0]} pad {c.pad[0]} group {c.group} out {c.num_output}"
 
 
 def _scale(net: CaffeNet, source: Path) -> int:
