@@ -16,7 +16,7 @@ from torch import nn
 
 from sr_export.errors import SrExportError
 from sr_export.models.blocks import MatlabBicubicUpsample, conv, lrelu
-from sr_export.models.registry import ModelSpec, OfficialWeights, StateDict
+from sr_export.models.registry import CompanionFile, ModelSpec, OfficialWeights, StateDict
 
 
 class DistillationBlock(nn.Module):
@@ -106,13 +106,23 @@ def import_caffe(caffemodel: Path, prototxt: Path | None) -> tuple[dict[str, tor
 # for x3, test/model), kept in the weights folder under idn_caffe/ with the
 # deploy prototxt beside each.
 _IDN_REPO = "https://github.com/Zheng222/IDN-Caffe/raw/master/test"
-_IDN_WEIGHTS = (
-    OfficialWeights("idn", 2, "idn_caffe/IDN_x2.caffemodel", f"{_IDN_REPO}/caffemodel/IDN_x2.caffemodel",
-                    "eed047c60c2af108140e14a1ebcd78701c5645837c35c740419ab3533db26b99", "IDN_x2.caffemodel"),
-    OfficialWeights("idn", 3, "idn_caffe/IDN_x3.caffemodel", f"{_IDN_REPO}/model/IDN_x3.caffemodel",
-                    "ef94a2760f3975876021b6be884f27c491e445937934be0339d5711cf1afa1af", "IDN_x3.caffemodel"),
-    OfficialWeights("idn", 4, "idn_caffe/IDN_x4.caffemodel", f"{_IDN_REPO}/caffemodel/IDN_x4.caffemodel",
-                    "1be49ba811d6d3f2fd61bbaa345e4a5a70746bb24f723b734dc8af9c817b96c2", "IDN_x4.caffemodel"),
+_IDN_CAFFEMODELS = {
+    2: ("caffemodel/IDN_x2.caffemodel", "eed047c60c2af108140e14a1ebcd78701c5645837c35c740419ab3533db26b99"),
+    3: ("model/IDN_x3.caffemodel", "ef94a2760f3975876021b6be884f27c491e445937934be0339d5711cf1afa1af"),
+    4: ("caffemodel/IDN_x4.caffemodel", "1be49ba811d6d3f2fd61bbaa345e4a5a70746bb24f723b734dc8af9c817b96c2"),
+}
+_IDN_PROTOTXTS = {
+    2: "790e7c616dc8572d262e2d254dbec7b6f305e4303305faa80ecf7bbda1f221ca",
+    3: "2d2460eb1ffd6984619c8e4fc56e2a48a3a280a4b4a8828d6ba3260a0e7bae32",
+    4: "37606e3fd9e9de97e87ae3a589c53d36833d56cf52383b541894afdef91c26ef",
+}
+_IDN_WEIGHTS = tuple(
+    OfficialWeights(
+        "idn", scale, f"idn_caffe/IDN_x{scale}.caffemodel", f"{_IDN_REPO}/{path}", sha256, f"IDN_x{scale}.caffemodel",
+        companions=(CompanionFile(f"IDN_x{scale}_deploy.prototxt", f"{_IDN_REPO}/IDN_x{scale}_deploy.prototxt",
+                                  _IDN_PROTOTXTS[scale]),),
+    )
+    for scale, (path, sha256) in _IDN_CAFFEMODELS.items()
 )
 
 

@@ -31,6 +31,15 @@ ZOO_MODULES: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
+class CompanionFile:
+    """A file that must lie beside a checkpoint (a Caffe model's deploy prototxt)."""
+
+    filename: str  # name beside the checkpoint
+    url: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class OfficialWeights:
     """A published checkpoint: where it comes from and how to recognise it."""
 
@@ -41,6 +50,7 @@ class OfficialWeights:
     sha256: str
     upstream_filename: str = ""  # the authors' own file name, also accepted locally
     data_range: float | None = None  # when it differs from the model's default
+    companions: tuple[CompanionFile, ...] = ()
 
     def accepted_names(self) -> tuple[str, ...]:
         return tuple(n for n in (self.filename, self.upstream_filename) if n)

@@ -91,8 +91,9 @@ def convolution(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, laye
         # windows: (n, c, out_h, out_w, kh, kw)
         windows = np.lib.stride_tricks.sliding_window_view(part, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
         windows = windows[:, :, :out_h, :out_w]
-        w = weight[g * per_out:(g + 1) * per_out]
-        out[:, g * per_out:(g + 1) * per_out] = np.einsum("nchwij,ocij->nohw", windows, w, optimize=True)
+        w = weight[g * per_out:(g + 1) * per_out].reshape(per_out, -1)
+        columns = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * out_h * out_w, -1)  # im2col, Caffe's way
+        out[:, g * per_out:(g + 1) * per_out] = (columns @ w.T).reshape(n, out_h, out_w, per_out).transpose(0, 3, 1, 2)
     if bias is not None:
         out += bias.reshape(1, -1, 1, 1)
     return out
