@@ -18,7 +18,7 @@ from pathlib import Path
 from sr_export.errors import SrExportError
 from sr_export.io import atomic_path
 from sr_export.models.checkpoints import sha256_of
-from sr_export.models.registry import CompanionFile, OfficialWeights
+from sr_export.models.registry import OfficialWeights
 
 WEIGHTS_DIR_ENV = "SR_EXPORT_WEIGHTS_DIR"
 CACHE_ENV = "SR_EXPORT_CACHE"
