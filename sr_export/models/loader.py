@@ -161,6 +161,7 @@ def _load_zoo(request: ModelRequest) -> LoadedModel:
         weights=str(weights_path) if weights_path else None,
         data_range=info.data_range,
         in_channels=in_channels,
+        prototxt=str(Path(request.prototxt).expanduser().resolve()) if request.prototxt else None,
     )
     return LoadedModel(module, info, resolved, weights_path, sha, notes)
 
