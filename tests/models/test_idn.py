@@ -94,3 +94,24 @@ def test_an_official_caffemodel_with_a_changed_prototxt_beside_it_is_refused(wei
     monkeypatch.setenv("SR_EXPORT_WEIGHTS_DIR", str(tmp_path / "weights"))
     with pytest.raises(SrExportError, match="IDN_x3_deploy.prototxt of the official idn x3"):
         load_model(ModelRequest("idn", scale=3, weights="official"))
+
+
+def test_a_downloaded_caffemodel_brings_its_verified_prototxt(weights_dir, tmp_path, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from sr_export.models.registry import get_spec
+    from sr_export.models.weights import cache_dir, resolve_official
+
+    monkeypatch.setenv("SR_EXPORT_WEIGHTS_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("SR_EXPORT_CACHE", str(tmp_path / "cache"))
+    official = get_spec("idn").official_for(2)
+    source = weights_dir / "idn_caffe"
+    offline = replace(
+        official,
+        url=(source / "IDN_x2.caffemodel").resolve().as_uri(),
+        companions=tuple(replace(c, url=(source / c.filename).resolve().as_uri()) for c in official.companions),
+    )
+    path = resolve_official(offline)
+    assert path == cache_dir() / "idn_caffe" / "IDN_x2.caffemodel"
+    assert sorted(p.name for p in path.parent.iterdir()) == ["IDN_x2.caffemodel", "IDN_x2_deploy.prototxt"]
+    assert (path.parent / "IDN_x2_deploy.prototxt").read_bytes() == (source / "IDN_x2_deploy.prototxt").read_bytes()
