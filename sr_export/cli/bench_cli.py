@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_model_arguments(evaluate, required=False)
     evaluate.add_argument("--dataset", required=True, help="folder (HR/ and optional LR_bicubic/X{s}/) or 'builtin'")
     evaluate.add_argument("--threads", type=int, help="CPU threads")
+    evaluate.add_argument("--protocol", choices=("auto", "standard", "idn"), default="auto",
+                          help="standard: uint8 RGB LR images in, Y and RGB scores (every zoo model); idn: the IDN "
+                          "authors' MATLAB test (Y only, float LR from the HR Y, their crop/shave, with the "
+                          "bicubic baseline); auto (default): idn for Y-channel models, else standard")
     common.add_tiling_argument(evaluate)
     common.add_json_argument(evaluate, "scores")
     evaluate.set_defaults(handler=cmd_eval)
@@ -117,6 +121,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.scale is not None and args.scale != info.scale:
         raise SrExportError(f"the artifact is x{info.scale} but --scale {args.scale} was asked")
     pairs = load_dataset(args.dataset, info.scale)
+    protocol = args.protocol if args.protocol != "auto" else ("idn" if info.color == "y" else "standard")
+    if protocol == "idn":
+        from sr_export.bench.idn_protocol import evaluate_luma as evaluate
+        from sr_export.cli.tables import luma_eval_table as eval_table
     with common.progress_bar(console) as progress:
         task = progress.add_task(f"{info.name} x{info.scale} on {Path(args.dataset).name}", total=len(pairs))
         report = evaluate(runner, info, pairs, dataset=str(args.dataset), progress=lambda: progress.advance(task))

@@ -42,7 +42,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = Tru
         "or a TorchScript file",
     )
     group.add_argument("--scale", type=int, help="upscaling factor (default: read off the checkpoint, else 4)")
-    group.add_argument("--weights", help="checkpoint path, or 'official' for the authors' published weights")
+    group.add_argument("--weights", help="checkpoint path (.pth, .safetensors, or .caffemodel for idn), "
+                       "or 'official' for the authors' published weights")
+    group.add_argument("--prototxt", help="deploy graph of a .caffemodel (default: the one beside it)")
     group.add_argument("--model-kwargs", default="{}", help="JSON object of constructor arguments")
     group.add_argument("--data-range", type=float, help="input/output range the model expects: 1 or 255")
     group.add_argument("--in-channels", type=int, help="input channels (3 RGB, 1 luma)")
@@ -96,6 +98,7 @@ def request_from_args(args: argparse.Namespace) -> ModelRequest:
         data_range=args.data_range,
         in_channels=args.in_channels,
         pad_to=args.pad_to,
+        prototxt=args.prototxt,
     )
 
 

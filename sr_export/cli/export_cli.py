@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=cmd_check)
 
     trt_cli.add_parser(commands)
+    caffe = commands.add_parser("import-caffe", help="convert the IDN authors' Caffe model to a PyTorch checkpoint")
+    caffe.add_argument("prototxt", type=Path, help="deploy graph (e.g. IDN_x4_deploy.prototxt)")
+    caffe.add_argument("caffemodel", type=Path, help="trained weights (e.g. IDN_x4.caffemodel)")
+    caffe.add_argument("-o", "--output", type=Path, help="checkpoint to write (default: idn_x<scale>.pth)")
+    common.add_json_argument(caffe, "conversion report")
+    caffe.set_defaults(handler=cmd_import_caffe)
 
     models = commands.add_parser("models", help="list the model zoo")
     common.add_json_argument(models, "zoo listing")
@@ -127,6 +133,25 @@ def _parity_against_pytorch(artifact: Any, model: Any, console: Any) -> Any:
         )
     console.print(parity_table(report))
     return report
+
+
+def cmd_import_caffe(args: argparse.Namespace) -> int:
+    from sr_export.models.caffe.convert import TOLERANCE, convert, save
+
+    console = common.stderr_console()
+    with console.status(f"importing {args.caffemodel.name} and checking it against the Caffe graph"):
+        result = convert(args.caffemodel, args.prototxt)
+    output = args.output or Path(f"idn_x{result.imported.scale}.pth")
+    result = save(result, output)
+    out = common.stderr_console() if args.json == "-" else common.stdout_console()
+    check = result.check
+    out.print(f"idn x{result.imported.scale}: {len(result.imported.mapped)} blobs from "
+              f"{len({m.layer for m in result.imported.mapped})} Caffe layers, {result.imported.params:,} parameters; "
+              f"matches the Caffe graph to {check.max_abs_diff:.2g} (tolerance {TOLERANCE:g}) on a "
+              f"{check.input_hw[1]}x{check.input_hw[0]} input")
+    out.print(f"wrote {output}")
+    common.emit_json(result.to_dict(), args.json, out)
+    return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from sr_export.artifacts import ArtifactMetadata
 
     from sr_export.bench.evaluate import EvalReport
+    from sr_export.bench.idn_protocol import LumaEvalReport
     from sr_export.bench.profile import ProfileReport
     from sr_export.bench.speed import SpeedReport
     from sr_export.checks.parity import ParityReport
@@ -89,6 +90,20 @@ def eval_table(report: EvalReport) -> Table:
     m = report.mean
     table.add_row("[bold]mean[/bold]", "", f"[bold]{m.psnr_y:.3f}[/bold]", f"{m.ssim_y:.4f}", f"{m.psnr_rgb:.3f}",
                   f"{m.ssim_rgb:.4f}")
+    return table
+
+
+def luma_eval_table(report: LumaEvalReport) -> Table:
+    """The IDN authors' protocol: Y only, with their bicubic baseline beside the model."""
+    table = _table(f"{report.runner} on {report.dataset} x{report.scale} (IDN authors' protocol, Y channel)")
+    for column in ("image", "LR", "PSNR-Y", "SSIM-Y", "bicubic PSNR-Y", "bicubic SSIM-Y"):
+        table.add_column(column, justify="left" if column == "image" else "right")
+    for i in report.images:
+        table.add_row(i.name, f"{i.lr_size[1]}x{i.lr_size[0]}", f"{i.psnr_y:.3f}", f"{i.ssim_y:.4f}",
+                      f"{i.bicubic_psnr_y:.3f}", f"{i.bicubic_ssim_y:.4f}")
+    m = report.mean
+    table.add_row("[bold]mean[/bold]", "", f"[bold]{m('psnr_y'):.3f}[/bold]", f"{m('ssim_y'):.4f}",
+                  f"{m('bicubic_psnr_y'):.3f}", f"{m('bicubic_ssim_y'):.4f}")
     return table
 
 

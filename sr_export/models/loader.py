@@ -51,6 +51,7 @@ class ModelRequest:
     data_range: float | None = None
     in_channels: int | None = None
     pad_to: int | None = None  # pad inputs (reflect) to a multiple of this, crop outputs back
+    prototxt: str | None = None  # Caffe weights: the deploy graph (default: found beside the caffemodel)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "kwargs": dict(self.kwargs)}
@@ -113,7 +114,7 @@ def load_model(request: ModelRequest) -> LoadedModel:
 def _load_zoo(request: ModelRequest) -> LoadedModel:
     spec = get_spec(request.model)
     weights_path, official = _weights_file(spec, request)
-    state = read_state_dict(weights_path) if weights_path else None
+    state = _read_weights(spec, weights_path, request.prototxt) if weights_path else None
     sha = sha256_of(weights_path) if weights_path else None
     official = official or _official_by_checksum(sha)
 
@@ -160,6 +161,7 @@ def _load_zoo(request: ModelRequest) -> LoadedModel:
         weights=str(weights_path) if weights_path else None,
         data_range=info.data_range,
         in_channels=in_channels,
+        prototxt=str(Path(request.prototxt).expanduser().resolve()) if request.prototxt else None,
     )
     return LoadedModel(module, info, resolved, weights_path, sha, notes)
 
@@ -177,6 +179,24 @@ def _weights_file(spec: ModelSpec, request: ModelRequest) -> tuple[Path | None, 
         have = ", ".join(f"x{w.scale}" for w in spec.official_weights)
         raise SrExportError(f"there is no official {spec.name} x{scale} checkpoint (official: {have})")
     return resolve_official(official), official
+
+
+def _read_weights(spec: ModelSpec, path: Path, prototxt: str | None) -> dict[str, torch.Tensor]:
+    """A checkpoint's state dict; Caffe models are converted on the fly by the family's importer."""
+    if path.suffix.lower() != ".caffemodel":
+        if prototxt:
+            raise SrExportError("--prototxt only goes with Caffe weights (--weights model.caffemodel)")
+        return read_state_dict(path)
+    if spec.caffe_import is None:
+        raise SrExportError(f"{spec.name} has no Caffe importer; Caffe models load into: {_caffe_families()}")
+    if not path.is_file():
+        raise SrExportError(f"checkpoint not found: {path}")
+    state, _ = spec.caffe_import(path, Path(prototxt).expanduser().resolve() if prototxt else None)
+    return state
+
+
+def _caffe_families() -> str:
+    return ", ".join(sorted(s.name for s in zoo().values() if s.caffe_import is not None)) or "none"
 
 
 def _official_by_checksum(sha: str | None) -> OfficialWeights | None:

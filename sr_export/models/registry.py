@@ -11,6 +11,7 @@ import functools
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sr_export.errors import SrExportError
@@ -30,6 +31,15 @@ ZOO_MODULES: tuple[str, ...] = (
 
 
 @dataclass(frozen=True)
+class CompanionFile:
+    """A file that must lie beside a checkpoint (a Caffe model's deploy prototxt)."""
+
+    filename: str  # name beside the checkpoint
+    url: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class OfficialWeights:
     """A published checkpoint: where it comes from and how to recognise it."""
 
@@ -40,6 +50,7 @@ class OfficialWeights:
     sha256: str
     upstream_filename: str = ""  # the authors' own file name, also accepted locally
     data_range: float | None = None  # when it differs from the model's default
+    companions: tuple[CompanionFile, ...] = ()
 
     def accepted_names(self) -> tuple[str, ...]:
         return tuple(n for n in (self.filename, self.upstream_filename) if n)
@@ -63,6 +74,8 @@ class ModelSpec:
     # read off a state dict's keys and shapes; raises SrExportError if it does not fit.
     detect: Callable[[StateDict], dict[str, Any]] | None = None
     official_weights: tuple[OfficialWeights, ...] = ()
+    # (caffemodel, prototxt or None) -> (state dict, scale), for families whose weights are Caffe models.
+    caffe_import: Callable[[Path, Path | None], tuple[dict[str, torch.Tensor], int]] | None = None
 
     def official_for(self, scale: int) -> OfficialWeights | None:
         return next((w for w in self.official_weights if w.scale == scale), None)

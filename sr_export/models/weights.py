@@ -3,7 +3,9 @@
 Lookup order: a local folder of already-downloaded checkpoints
 (``$SR_EXPORT_WEIGHTS_DIR``), then the cache (``$SR_EXPORT_CACHE``, default
 ``~/.cache/sr-export``), then a download from the authors' URL into the cache.
-Every file is checked against its published sha256 before use.
+Every file is checked against its published sha256 before use, and so are
+the companion files some checkpoints need beside them (the deploy prototxt of
+a Caffe model), which are fetched into the cache with them.
 """
 
 from __future__ import annotations
@@ -41,35 +43,52 @@ def resolve_official(weights: OfficialWeights, *, download: bool = True) -> Path
             candidate = folder / name
             if candidate.is_file():
                 _verify(candidate, weights)
+                _companions_beside(candidate, weights, download=download and folder == cache_dir())
                 return candidate
     if not download:
         raise SrExportError(
             f"official {weights.model} x{weights.scale} checkpoint not found locally; "
             f"put {weights.filename} in ${WEIGHTS_DIR_ENV} or allow the download from {weights.url}"
         )
-    return _download(weights)
+    target = _download(weights.url, cache_dir() / weights.filename, weights.sha256, weights)
+    _companions_beside(target, weights, download=True)
+    return target
 
 
-def _verify(path: Path, weights: OfficialWeights, shown_as: str | None = None) -> None:
+def _companions_beside(checkpoint: Path, weights: OfficialWeights, *, download: bool) -> None:
+    for companion in weights.companions:
+        path = checkpoint.parent / companion.filename
+        if path.is_file():
+            _verify(path, weights, sha256=companion.sha256, what=f"{companion.filename} of the")
+        elif download:
+            _download(companion.url, path, companion.sha256, weights, what=f"{companion.filename} of the")
+        else:
+            raise SrExportError(
+                f"{checkpoint} needs {companion.filename} beside it; put it there (from {companion.url})"
+            )
+
+
+def _verify(path: Path, weights: OfficialWeights, shown_as: str | None = None, *,
+            sha256: str | None = None, what: str = "the") -> None:
+    expected = sha256 or weights.sha256
     actual = sha256_of(path)
-    if actual != weights.sha256:
+    if actual != expected:
         raise SrExportError(
-            f"{shown_as or path} is not the official {weights.model} x{weights.scale} checkpoint "
-            f"(sha256 {actual[:12]}... != {weights.sha256[:12]}...); delete or replace it"
+            f"{shown_as or path} is not {what} official {weights.model} x{weights.scale} checkpoint "
+            f"(sha256 {actual[:12]}... != {expected[:12]}...); delete or replace it"
         )
 
 
-def _download(weights: OfficialWeights) -> Path:
-    target = cache_dir() / weights.filename
+def _download(url: str, target: Path, sha256: str, weights: OfficialWeights, *, what: str = "the") -> Path:
     try:
         with atomic_path(target) as tmp:
-            with urllib.request.urlopen(weights.url, timeout=60) as response, open(tmp, "wb") as out:
+            with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
-            _verify(tmp, weights, shown_as=f"the file downloaded from {weights.url}")
+            _verify(tmp, weights, shown_as=f"the file downloaded from {url}", sha256=sha256, what=what)
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         raise SrExportError(
-            f"could not download the official {weights.model} x{weights.scale} checkpoint from {weights.url} "
+            f"could not download {what} official {weights.model} x{weights.scale} checkpoint from {url} "
             f"({exc}); download it by hand into ${WEIGHTS_DIR_ENV}"
         ) from exc
     return target
