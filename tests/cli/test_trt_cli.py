@@ -34,7 +34,7 @@ def test_int8_from_a_qdq_onnx_is_proven_then_stops(sr_export, imdn_qdq_file: Pat
                        "-o", tmp_path / "q.engine")
     assert result.code == 4
     assert result.error() == NOT_INSTALLED
-    assert "int8: PSNR >= 30" in " ".join(result.err.split())
+    assert "int8: PSNR >= 35" in " ".join(result.err.split())  # the INT8 output-PSNR bound of checks/parity.py
     import json
 
     report = json.loads((tmp_path / "r.json").read_text())
