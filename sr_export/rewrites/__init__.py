@@ -39,11 +39,6 @@ REWRITES: dict[str, Rewrite] = {
         frozenset({"tflite"}),
         "transposed convs with output_padding as zero-padded kernels",
     ),
-    "resize-to-input": Rewrite(
-        "sr_export.rewrites.resize_to_input:apply",
-        frozenset({"tflite"}),
-        "attention maps resized to x.shape (E-RFDN's ESA) at a size the converter can fix",
-    ),
 }
 
 
