@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sr_export import __version__
-from sr_export.cli import common
+from sr_export.cli import common, tflite_cli
 from sr_export.errors import CheckFailed, SrExportError
 
 
@@ -28,6 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     onnx.add_argument("-o", "--output", type=Path, help="output file (default: <model>_x<scale>.onnx)")
     common.add_json_argument(onnx, "export report (metadata and parity)")
     onnx.set_defaults(handler=cmd_onnx)
+
+    tflite = commands.add_parser("tflite", help="convert a model to TFLite (litert-torch) at fixed sizes, parity-checked")
+    tflite_cli.add_arguments(tflite)
+    tflite.set_defaults(handler=tflite_cli.cmd_tflite)
 
     check = commands.add_parser("check", help="parity of an artifact against PyTorch or another artifact")
     check.add_argument("artifact", type=Path)

@@ -25,6 +25,7 @@ class Backend:
 
 BACKENDS: dict[str, Backend] = {
     "onnxruntime": Backend("sr_export.targets.onnxruntime:OnnxRuntimeTarget", (".onnx",)),
+    "tflite": Backend("sr_export.targets.tflite:TfliteTarget", (".tflite",), extra="tflite"),
 }
 
 
