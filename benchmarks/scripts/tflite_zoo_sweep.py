@@ -31,9 +31,11 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(data_range**2 / mse)
 
 
-def sweep(shape: tuple[int, int], folder: Path) -> list[dict]:
+def sweep(shape: tuple[int, int], folder: Path, models: list[str] | None = None) -> list[dict]:
     rows = []
     for name, spec in zoo().items():
+        if models and name not in models:
+            continue
         for scale in (2, 3, 4):
             official = spec.official_for(scale) is not None
             row = {"model": name, "scale": scale, "weights": "official" if official else "random"}
@@ -57,10 +59,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", default="48x48")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--models", help="comma-separated zoo names (default: all)")
     args = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
-        rows = sweep(parse_size(args.shape), Path(folder))
+        rows = sweep(parse_size(args.shape), Path(folder), args.models.split(",") if args.models else None)
     print(f"{sum(r['converted'] for r in rows)}/{len(rows)} converted in {time.perf_counter() - started:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")

@@ -69,30 +69,43 @@ def test_the_bare_runner_refuses_other_sizes_in_one_line(erfdn_tflite: Artifact)
         TfliteRunner(erfdn_tflite).infer(np.zeros((1, 3, 32, 32), np.float32))
 
 
-def test_sr_export_check_accepts_the_file(sr_export, erfdn_tflite: Artifact, tmp_path: Path) -> None:
-    result = sr_export("check", erfdn_tflite.path, "--threads", "1", "--json", tmp_path / "parity.json")
-    assert result.code == 0, result.err
+def _cli(main, capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_sr_export_check_accepts_the_file(capsys, erfdn_tflite: Artifact, tmp_path: Path) -> None:
+    from sr_export.cli.export_cli import main
+
+    code, _, err = _cli(main, capsys, "check", erfdn_tflite.path, "--threads", "1", "--json", tmp_path / "parity.json")
+    assert code == 0, err
     report = json.loads((tmp_path / "parity.json").read_text())
     assert report["passed"]
     assert min(case["psnr_db"] or float("inf") for case in report["cases"] if not case["tiled"]) >= 100
 
 
 def test_sr_bench_eval_on_set5_through_tflite_matches_the_reference_number(
-    sr_bench, erfdn_tflite: Artifact, set5: Path, tmp_path: Path
+    capsys, erfdn_tflite: Artifact, set5: Path, tmp_path: Path
 ) -> None:
-    result = sr_bench("eval", "--artifact", erfdn_tflite.path, "--dataset", set5, "--json", tmp_path / "e.json")
-    assert result.code == 0, result.err
+    from sr_export.cli.bench_cli import main
+
+    code, _, err = _cli(main, capsys, "eval", "--artifact", erfdn_tflite.path, "--dataset", set5,
+                        "--json", tmp_path / "e.json")
+    assert code == 0, err
     mean = json.loads((tmp_path / "e.json").read_text())["mean"]
     # Official E-RFDN x4 on Set5 is 32.138 dB Y-PSNR in PyTorch (shared/reference/numbers.md);
     # 64x64 tiles with E-RFDN's receptive-field overlap stay within a few hundredths of it.
     assert mean["psnr_y"] == pytest.approx(32.138, abs=0.05)
 
 
-def test_sr_bench_speed_times_the_tflite_file(sr_bench, erfdn_tflite: Artifact) -> None:
-    result = sr_bench("speed", "--artifact", erfdn_tflite.path, "--sizes", "64x64", "--warmup", "1", "--runs", "2",
-                      "--no-pytorch", "--threads", "1")
-    assert result.code == 0, result.err
-    assert "tflite" in result.out
+def test_sr_bench_speed_times_the_tflite_file(capsys, erfdn_tflite: Artifact) -> None:
+    from sr_export.cli.bench_cli import main
+
+    code, out, err = _cli(main, capsys, "speed", "--artifact", erfdn_tflite.path, "--sizes", "64x64",
+                          "--warmup", "1", "--runs", "2", "--no-pytorch", "--threads", "1")
+    assert code == 0, err
+    assert "tflite" in out
 
 
 def test_options_are_validated() -> None:
