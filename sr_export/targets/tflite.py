@@ -171,7 +171,8 @@ _KNOWN_FAILURES: tuple[tuple[str, str, str], ...] = (
      "a transposed conv with output_padding; the transposed-conv-output-padding rewrite converts it "
      "(drop --no-rewrite)"),
     ("convolution", "ConvTranspose2d",
-     "a transposed conv TFLite cannot express; use output_padding=0 or a conv + pixel shuffle"),
+     "a transposed conv TFLite's TRANSPOSE_CONV cannot express (e.g. padding beyond its SAME/VALID forms); "
+     "use padding=0 and crop after it, or a conv + pixel shuffle"),
     ("guard", "",
      "the model branches on its input size; convert at another --shape (multiples of 8 are safest)"),
 )
@@ -192,12 +193,18 @@ def diagnose(module: Any, sample: Any, exc: BaseException, *, rewrites_on: bool)
     kinds = {kind for _, kind in nodes}
     for pattern, kind, hint in _KNOWN_FAILURES:
         if pattern in text and (not kind or kind in kinds or not nodes):
-            if "drop --no-rewrite" in hint and rewrites_on:
+            if "drop --no-rewrite" in hint and (rewrites_on or not _has_output_padding(module)):
                 continue
             return f"{message}; {hint}"
     if not rewrites_on:
         return f"{message}; try without --no-rewrite"
     return f"{message}; try --layout nchw or another --shape, or rewrite that module (see sr_export.rewrites)"
+
+
+def _has_output_padding(module: Any) -> bool:
+    from sr_export.rewrites.transposed_conv import rewritable
+
+    return any(rewritable(m) for m in module.modules())
 
 
 def _nodes_at(module: Any, sample: Any, filename: str, line: int) -> list[tuple[str, str]]:
