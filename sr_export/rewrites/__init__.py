@@ -39,6 +39,11 @@ REWRITES: dict[str, Rewrite] = {
         frozenset({"tflite"}),
         "transposed convs with output_padding as zero-padded kernels",
     ),
+    "transposed-conv-crop": Rewrite(
+        "sr_export.rewrites.transposed_conv_crop:apply",
+        frozenset({"tflite"}),
+        "padded transposed convs (TFLite has only SAME/VALID) as unpadded ones plus a crop",
+    ),
 }
 
 
