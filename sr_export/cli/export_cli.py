@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sr_export import __version__
-from sr_export.cli import common, int8_cli, trt_cli
+from sr_export.cli import common, int8_cli, tflite_cli, trt_cli
 from sr_export.errors import CheckFailed, SrExportError
 
 
@@ -35,6 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     coreml_cli.add_arguments(coreml)
     coreml.set_defaults(handler=coreml_cli.cmd_coreml)
+
+    tflite = commands.add_parser("tflite", help="convert a model to TFLite (litert-torch) at fixed sizes, parity-checked")
+    tflite_cli.add_arguments(tflite)
+    tflite.set_defaults(handler=tflite_cli.cmd_tflite)
 
     check = commands.add_parser("check", help="parity of an artifact against PyTorch or another artifact")
     check.add_argument("artifact", type=Path)

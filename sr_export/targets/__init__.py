@@ -27,6 +27,7 @@ BACKENDS: dict[str, Backend] = {
     "onnxruntime": Backend("sr_export.targets.onnxruntime:OnnxRuntimeTarget", (".onnx",)),
     "tensorrt": Backend("sr_export.targets.tensorrt:TensorRTTarget", (".engine", ".plan"), "tensorrt"),
     "coreml": Backend("sr_export.targets.coreml:CoreMLTarget", (".mlpackage",), extra="coreml"),
+    "tflite": Backend("sr_export.targets.tflite:TfliteTarget", (".tflite",), extra="tflite"),
 }
 
 

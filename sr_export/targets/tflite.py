@@ -1,0 +1,394 @@
+"""TFLite (LiteRT): converted straight from PyTorch with litert-torch, run with the LiteRT interpreter.
+
+litert-torch converts these networks only at fixed input sizes (with a size
+range, E-RFDN's attention branch adds shape guards and XNNPACK later rejects
+other sizes), so every artifact has one LR size and other sizes run tiled
+(:func:`sr_export.targets.open_runner`). The SR-aware rewrites of
+:mod:`sr_export.rewrites` are applied to the module first.
+
+The file's I/O is NHWC (what TFLite and its delegates run natively; the
+default) or NCHW; ``ArtifactMetadata.input_shape`` stays the logical NCHW
+shape and ``layout`` says what the file itself takes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from sr_export.artifacts import Artifact, ArtifactMetadata, sidecar_path
+from sr_export.errors import MissingDependencyError, SrExportError, StageFailed, first_line
+from sr_export.targets.base import Target
+
+if TYPE_CHECKING:
+    import torch
+
+    from sr_export.models.loader import LoadedModel
+
+LAYOUTS = ("nhwc", "nchw")
+PRECISIONS = ("fp32", "fp16")
+PROFILE = "tflite"  # the target profile whose first input size is the default shape
+FALLBACK_SHAPE = (64, 64)
+
+
+@dataclass(frozen=True)
+class TfliteOptions:
+    shape: tuple[int, int]
+    layout: str = "nhwc"
+    precision: str = "fp32"  # fp16: weights stored as float16, compute in float32
+    rewrite: bool = True
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise SrExportError(f"layout '{self.layout}' is not one of {', '.join(LAYOUTS)}")
+        if self.precision not in PRECISIONS:
+            raise SrExportError(
+                f"the tflite target converts {', '.join(PRECISIONS)}, not {self.precision} "
+                "(full-integer INT8 needs calibration)"
+            )
+
+
+@dataclass(frozen=True)
+class ConvertedTflite:
+    flatbuffer: bytes
+    metadata: ArtifactMetadata
+    rewrites: tuple[str, ...] = ()
+    seconds: float = 0.0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def default_shape() -> tuple[int, int]:
+    """The first input size of the ``tflite`` target profile (a fixed fallback without one)."""
+    from sr_export.targets.profiles import available_profiles, load_profile
+
+    if PROFILE in available_profiles():
+        return load_profile(PROFILE).input_sizes[0]
+    return FALLBACK_SHAPE
+
+
+def default_filename(model: LoadedModel, options: TfliteOptions) -> str:
+    height, width = options.shape
+    suffix = "_fp16" if options.precision == "fp16" else ""
+    return f"{model.info.name}_x{model.info.scale}_{height}x{width}{suffix}.tflite"
+
+
+def convert_tflite(model: LoadedModel, options: TfliteOptions) -> ConvertedTflite:
+    """Convert ``model`` at ``options.shape``; raises a one-line StageFailed naming what broke."""
+    import torch
+
+    from sr_export.rewrites import apply_rewrites
+
+    height, width = options.shape
+    info = model.info
+    if min(height, width) < info.min_input_size:
+        raise SrExportError(f"--shape {height}x{width} is below {info.name}'s minimum input of {info.min_input_size} px")
+    if model.size_multiple > 1 and (height % model.size_multiple or width % model.size_multiple):
+        raise SrExportError(f"--shape {height}x{width}: {info.name} needs sides in multiples of {model.size_multiple}")
+    module, applied = apply_rewrites(model.module.eval(), "tflite", enabled=options.rewrite)
+    sample = torch.rand(1, info.in_channels, height, width) * info.data_range
+    started = time.perf_counter()
+    flatbuffer = _convert_module(module, sample, options.layout, rewrites_on=options.rewrite)
+    if options.precision == "fp16":
+        flatbuffer = _fp16_weights(flatbuffer)
+    seconds = time.perf_counter() - started
+    notes = tuple(f"rewrite applied: {entry}" for entry in applied)
+    metadata = ArtifactMetadata.for_model(
+        model,
+        format="tflite",
+        backend="tflite",
+        precision=options.precision,
+        layout=options.layout.upper(),
+        input_shape=(1, info.in_channels, height, width),
+        exporter="litert-torch",
+        verified_sizes=(),
+        notes=(*model.notes, *notes),
+    )
+    return ConvertedTflite(flatbuffer, metadata, tuple(applied), seconds, notes)
+
+
+def write_tflite(converted: ConvertedTflite, path: Path) -> Artifact:
+    """Write the flatbuffer (atomically) and its metadata sidecar."""
+    from sr_export.io import atomic_path, write_json_atomic
+
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(converted.flatbuffer)
+        write_json_atomic(sidecar_path(path), converted.metadata.to_dict())
+    return Artifact(path, converted.metadata)
+
+
+def _convert_module(module: torch.nn.Module, sample: torch.Tensor, layout: str, *, rewrites_on: bool) -> bytes:
+    with _quiet_converter():
+        litert_torch = _import_litert_torch()
+    if layout == "nhwc":
+        module = litert_torch.to_channel_last_io(module, args=[0], outputs=[0])
+        sample = sample.permute(0, 2, 3, 1).contiguous()
+    try:
+        with _quiet_converter():
+            edge_model = litert_torch.convert(module.eval(), (sample,))
+            return bytes(edge_model.model_content())
+    except Exception as exc:  # the converter raises many types; all mean the same to the user
+        raise StageFailed("convert", diagnose(module, sample, exc, rewrites_on=rewrites_on)) from exc
+
+
+def _fp16_weights(flatbuffer: bytes) -> bytes:
+    try:
+        from ai_edge_quantizer import algorithm_manager, qtyping, quantizer
+    except ModuleNotFoundError as exc:
+        raise MissingDependencyError("ai-edge-quantizer", "tflite", purpose="float16 TFLite weights") from exc
+    tool = quantizer.Quantizer(flatbuffer)
+    tool.add_weight_only_config(
+        regex=".*",
+        operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+        num_bits=16,
+        granularity=qtyping.QuantGranularity.TENSORWISE,
+        algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING,
+    )
+    try:
+        with _quiet_converter():
+            result = tool.quantize(enable_progress_report=False)
+    except Exception as exc:
+        raise StageFailed("convert", f"casting the weights to float16: {first_line(exc)}") from exc
+    return bytes(result.quantized_model)
+
+
+# What to suggest when the converter rejects an op: (pattern in the error, PyTorch module type, hint).
+_KNOWN_FAILURES: tuple[tuple[str, str, str], ...] = (
+    ("lhs_dilation", "ConvTranspose2d",
+     "a transposed conv with output_padding; the transposed-conv-output-padding rewrite converts it "
+     "(drop --no-rewrite)"),
+    ("convolution", "ConvTranspose2d",
+     "a transposed conv TFLite's TRANSPOSE_CONV cannot express (e.g. padding beyond its SAME/VALID forms); "
+     "use padding=0 and crop after it, or a conv + pixel shuffle"),
+    ("guard", "",
+     "the model branches on its input size; convert at another --shape (multiples of 8 are safest)"),
+)
+
+
+def diagnose(module: Any, sample: Any, exc: BaseException, *, rewrites_on: bool) -> str:
+    """One line naming the op the converter rejected, the PyTorch node(s) behind it and what helps."""
+    text = str(exc)
+    op = _search(r"operation '([\w.]+)'", text) or _search(r"\b((?:mhlo|stablehlo|tfl|aten)\.[\w.]+)", text)
+    where = re.search(r"([^\s:'\"]+\.py):(\d+):\d+:\s*error", text)
+    nodes = _nodes_at(module, sample, where.group(1), int(where.group(2))) if where else []
+    what = f"op {op}" if op else first_line(exc)
+    message = f"litert-torch cannot convert {what}"
+    if nodes:
+        message += " at " + ", ".join(f"{name} ({kind})" for name, kind in nodes[:3])
+    elif where:
+        message += f" (from {Path(where.group(1)).name}:{where.group(2)})"
+    kinds = {kind for _, kind in nodes}
+    for pattern, kind, hint in _KNOWN_FAILURES:
+        if pattern in text and (not kind or kind in kinds or not nodes):
+            if "drop --no-rewrite" in hint and (rewrites_on or not _has_output_padding(module)):
+                continue
+            return f"{message}; {hint}"
+    if not rewrites_on:
+        return f"{message}; try without --no-rewrite"
+    return f"{message}; try --layout nchw or another --shape, or rewrite that module (see sr_export.rewrites)"
+
+
+def _has_output_padding(module: Any) -> bool:
+    from sr_export.rewrites.transposed_conv import rewritable
+
+    return any(rewritable(m) for m in module.modules())
+
+
+def _nodes_at(module: Any, sample: Any, filename: str, line: int) -> list[tuple[str, str]]:
+    """PyTorch modules whose traced ops come from ``filename:line`` (found by re-exporting; best effort)."""
+    import torch
+
+    try:
+        graph = torch.export.export(module, (sample,)).graph
+    except Exception:  # the converter's own export failed too: nothing more to learn here
+        return []
+    found: list[tuple[str, str]] = []
+    for node in graph.nodes:
+        trace = node.meta.get("stack_trace") or ""
+        stack = node.meta.get("nn_module_stack") or {}
+        if f'{filename}", line {line}' in trace and stack:
+            path, kind = list(stack.values())[-1]
+            kind_name = kind.__name__ if isinstance(kind, type) else str(kind).rsplit(".", 1)[-1].strip("'>")
+            entry = (_module_path(path) or node.name, kind_name)
+            if entry not in found:
+                found.append(entry)
+    return found
+
+
+def _search(pattern: str, text: str) -> str | None:
+    match = re.search(pattern, text)
+    return match.group(1) if match else None
+
+
+@contextlib.contextmanager
+def _quiet_converter() -> Iterator[None]:
+    """Keep litert-torch's and LiteRT's chatter (progress lines, C++ logs, library warnings) off the terminal.
+
+    Their C++ parts write to file descriptors 1 and 2 directly, so those are
+    pointed at a scratch file for the duration; failures still arrive as exceptions.
+    """
+    saved_env = os.environ.get("LITERT_TORCH_SHOW_PROGRESS")
+    os.environ["LITERT_TORCH_SHOW_PROGRESS"] = "n"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_fds = [os.dup(1), os.dup(2)]
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            try:
+                with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                    warnings.simplefilter("ignore")
+                    logging.disable(logging.WARNING)
+                    try:
+                        yield
+                    finally:
+                        logging.disable(logging.NOTSET)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved_fds[0], 1)
+                os.dup2(saved_fds[1], 2)
+    finally:
+        for fd in saved_fds:
+            os.close(fd)
+        if saved_env is None:
+            os.environ.pop("LITERT_TORCH_SHOW_PROGRESS", None)
+        else:
+            os.environ["LITERT_TORCH_SHOW_PROGRESS"] = saved_env
+
+
+def _import_litert_torch() -> Any:
+    try:
+        import litert_torch
+    except ModuleNotFoundError as exc:
+        raise MissingDependencyError("litert-torch", "tflite", purpose="converting to TFLite") from exc
+    return litert_torch
+
+
+def interpreter_class() -> Any:
+    """LiteRT's Interpreter, or tflite_runtime's on boards that only have that."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ModuleNotFoundError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ModuleNotFoundError as exc:
+            raise MissingDependencyError("ai-edge-litert", "tflite", purpose="running TFLite models") from exc
+    return Interpreter
+
+
+class TfliteRunner:
+    """One fixed-size TFLite model on the CPU, XNNPACK on (the interpreter's default delegate)."""
+
+    def __init__(self, artifact: Artifact, threads: int | None = None) -> None:
+        interpreter = interpreter_class()
+        try:
+            with _quiet_converter():
+                self._interpreter = interpreter(model_path=str(artifact.path), num_threads=threads or None)
+                self._interpreter.allocate_tensors()
+        except Exception as exc:
+            raise SrExportError(f"LiteRT cannot load {artifact.path}: {first_line(exc)}") from exc
+        inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise SrExportError(f"{artifact.path} has {len(inputs)} inputs and {len(outputs)} outputs; an SR model has one each")
+        self._input, self._output = inputs[0], outputs[0]
+        self.channels_last = artifact.metadata.layout.upper() == "NHWC"
+        self.threads = threads
+        self.name = f"tflite-xnnpack {artifact.metadata.precision}"
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        expected = tuple(int(d) for d in self._input["shape"])
+        outputs = []
+        for sample in np.asarray(batch, np.float32):
+            fed = sample.transpose(1, 2, 0)[None] if self.channels_last else sample[None]
+            if fed.shape != expected:
+                shown = "x".join(map(str, batch.shape))
+                raise SrExportError(
+                    f"input {shown} does not fit the TFLite model's {'x'.join(map(str, expected))} "
+                    f"({'NHWC' if self.channels_last else 'NCHW'}); open it with sr_export.targets.open_runner, which tiles"
+                )
+            try:
+                self._interpreter.set_tensor(self._input["index"], np.ascontiguousarray(fed))
+                self._interpreter.invoke()
+                out = self._interpreter.get_tensor(self._output["index"])
+            except Exception as exc:
+                raise StageFailed("check", f"LiteRT failed on a {'x'.join(map(str, fed.shape))} input: {first_line(exc)}") from exc
+            outputs.append(out.transpose(0, 3, 1, 2) if self.channels_last else out.copy())
+        return np.concatenate(outputs, axis=0)
+
+
+class TfliteTarget(Target):
+    name: ClassVar[str] = "tflite"
+    precisions: ClassVar[tuple[str, ...]] = PRECISIONS
+
+    def build(
+        self,
+        onnx_artifact: Artifact,
+        output: Path | None,
+        *,
+        precision: str = "fp32",
+        options: Mapping[str, Any] | None = None,
+    ) -> Artifact:
+        # A TFLite file is already built (sr-bench hands every artifact to its profile's target).
+        if onnx_artifact.metadata.format == "tflite":
+            return onnx_artifact
+        raise SrExportError(
+            "the tflite target converts from PyTorch, not from ONNX files; use `sr-export tflite --model ...`"
+        )
+
+    def from_model(
+        self,
+        model: LoadedModel,
+        output: Path,
+        *,
+        precision: str = "fp32",
+        shape: tuple[int, int] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Artifact:
+        """Convert at ``shape`` (default: the tflite profile's first size) into the folder ``output``.
+
+        ``options``: ``layout`` ("nhwc"/"nchw") and ``rewrite`` (bool).
+        """
+        settings = dict(options or {})
+        tflite_options = TfliteOptions(
+            shape=shape or default_shape(),
+            layout=str(settings.get("layout", "nhwc")).lower(),
+            precision=precision,
+            rewrite=bool(settings.get("rewrite", True)),
+        )
+        converted = convert_tflite(model, tflite_options)
+        return write_tflite(converted, Path(output) / default_filename(model, tflite_options))
+
+    def load(self, artifact: Artifact, *, threads: int | None = None) -> TfliteRunner:
+        return TfliteRunner(artifact, threads)
+
+    def describe(self) -> dict[str, str]:
+        try:
+            from ai_edge_litert import __version__ as version
+
+            runtime = f"ai-edge-litert {version}"
+        except ImportError:
+            import tflite_runtime
+
+            runtime = f"tflite-runtime {tflite_runtime.__version__}"
+        return {"runtime": f"{runtime} (XNNPACK)", "device": f"CPU ({platform.machine()})"}
+
+
+def _module_path(path: str) -> str:
+    """``L['self'].wrapped.body.conv`` -> ``body.conv`` (without the export root and the NHWC I/O wrapper)."""
+    path = re.sub(r"^L\['self'\]\.?", "", path)
+    return path.removeprefix("wrapped.") if path != "wrapped" else ""
