@@ -72,7 +72,7 @@ class OnnxRuntimeRunner:
 
 class OnnxRuntimeTarget(Target):
     name: ClassVar[str] = "onnxruntime"
-    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    precisions: ClassVar[tuple[str, ...]] = ("fp32", "int8")
 
     def build(
         self,
@@ -82,10 +82,20 @@ class OnnxRuntimeTarget(Target):
         precision: str = "fp32",
         options: Mapping[str, Any] | None = None,
     ) -> Artifact:
-        # ONNX Runtime runs the exported file as it is.
+        # ONNX Runtime runs the exported FP32 file as it is; INT8 is a static QDQ graph
+        # calibrated with the profile's recipe (options: calibration, keep_float).
         if precision not in self.precisions:
             raise SrExportError(f"the onnxruntime target runs {', '.join(self.precisions)}, not {precision}")
-        return onnx_artifact
+        if precision == "fp32":
+            return onnx_artifact
+        from sr_export.quantize.qdq import quantize_onnx
+        from sr_export.quantize.recipes import load_recipe
+
+        settings = dict(options or {})
+        recipe = load_recipe(str(settings.get("calibration", "default")))
+        folder = Path(output) if output is not None else onnx_artifact.path.parent
+        return quantize_onnx(onnx_artifact, recipe, flavour="onnxruntime",
+                             keep_float=tuple(settings.get("keep_float", ())), output=folder)
 
     def load(self, artifact: Artifact, *, threads: int | None = None) -> OnnxRuntimeRunner:
         return OnnxRuntimeRunner(artifact, threads)
