@@ -19,7 +19,8 @@ def test_user_model_converts_fp16_nchw_and_passes_parity(sr_export, tmp_path: Pa
                        "--layout", "nchw", "--fp16", "-o", out, "--json", tmp_path / "report.json")
     assert result.code == 0, result.err
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["rewrites"] == ["pixel-shuffle-dcr (1 site)", "transposed-conv-output-padding (1 site)"]
+    assert report["rewrites"] == ["pixel-shuffle-dcr (1 site)", "transposed-conv-output-padding (1 site)",
+                                 "transposed-conv-crop (1 site)"]
     assert report["parity"]["passed"] and report["parity"]["precision"] == "fp16"
     assert min(case["psnr_db"] or float("inf") for case in report["parity"]["cases"]) >= 60
     meta = json.loads((tmp_path / "user.tflite.json").read_text())

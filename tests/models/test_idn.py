@@ -77,7 +77,7 @@ def test_a_checkpoint_carries_its_scale(tmp_path) -> None:
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_official_weights_are_the_authors_caffe_models(official_model, weights_dir, scale: int) -> None:
     model = official_model("idn", scale)
-    assert model.weights_path == (weights_dir / "idn_caffe" / f"IDN_x{scale}.caffemodel").resolve()
+    assert model.weights_path.resolve() == (weights_dir / "idn_caffe" / f"IDN_x{scale}.caffemodel").resolve()
     assert model.info.scale == scale and model.info.color == "y" and model.params == 552_769
 
 
