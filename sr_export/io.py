@@ -89,3 +89,17 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
+
+
+def content_sha256(path: str | Path) -> str:
+    """sha256 of a file, or of a folder artifact's files in name order (e.g. an .mlpackage)."""
+    import hashlib
+
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        with file.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()

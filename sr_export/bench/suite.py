@@ -159,15 +159,9 @@ def tool_git_commit() -> str | None:
 
 
 def _sha256(path: Path) -> str:
-    import hashlib
+    from sr_export.io import content_sha256
 
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        with file.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
+    return content_sha256(path)
 
 
 def run_model(

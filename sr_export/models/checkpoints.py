@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +11,7 @@ import torch
 from torch import nn
 
 from sr_export.errors import SrExportError
+from sr_export.io import content_sha256
 
 # Where training frameworks nest the weights (BasicSR: params / params_ema, ...).
 # params_ema first: when both exist it is the one the authors evaluate.
@@ -20,11 +20,7 @@ _LISTED = 3  # how many key names an error message shows per category
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return content_sha256(path)
 
 
 def is_torchscript(path: Path) -> bool:

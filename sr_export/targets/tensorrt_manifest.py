@@ -9,14 +9,13 @@ loading it elsewhere fails with a message that says to rebuild.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from sr_export.errors import SrExportError
-from sr_export.io import write_json_atomic
+from sr_export.io import content_sha256, write_json_atomic
 from sr_export.targets.tensorrt_settings import ShapeProfile
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -102,8 +101,4 @@ def check_platform(engine: Path, manifest: EngineManifest, here: Platform) -> No
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return content_sha256(path)
