@@ -25,8 +25,8 @@ def rfdn_artifact(tmp_path_factory) -> Artifact:
 def test_build_returns_the_onnx_artifact_and_refuses_other_precisions(rfdn_artifact: Artifact) -> None:
     target = get_target("onnxruntime")
     assert target.build(rfdn_artifact, None) is rfdn_artifact
-    with pytest.raises(SrExportError, match="runs fp32, not int8"):
-        target.build(rfdn_artifact, None, precision="int8")
+    with pytest.raises(SrExportError, match="runs fp32, int8, not fp16"):
+        target.build(rfdn_artifact, None, precision="fp16")
     assert target.describe()["runtime"].startswith("onnxruntime ")
 
 
