@@ -52,6 +52,7 @@ def main() -> None:
                     out = Path(tmp) / f"{name}_{recipe_name}_{flavour}.onnx"
                     int8 = quantize_onnx(float_artifact, recipe, flavour=flavour, output=out, statistics=statistics)
                     int8_runner = open_runner(int8)
+                    details = json.loads(_details(out))
                     int8_psnr = evaluate(int8_runner, model.info, pairs, dataset="Set5").mean.psnr_y
                     speed = measure({"fp32": float_runner, "int8": int8_runner}, model.info,
                                     [(args.speed_size, args.speed_size)], runs=args.runs)
@@ -61,15 +62,17 @@ def main() -> None:
                            "drop_db": round(float_psnr - int8_psnr, 3), "speed_ratio_fp32_over_int8": round(ratio, 3),
                            "fp32_ms": round(speed.timings[0].median_s * 1e3, 1),
                            "int8_ms": round(speed.timings[1].median_s * 1e3, 1),
-                           "float_nodes": len(json.loads(_details(out))["float_nodes"])}
+                           "float_nodes": len(details["float_nodes"]),
+                           "float_tensors": len(details.get("float_tensors", {}))}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
-    print("| model | recipe | flavour | FP32 Y-PSNR | INT8 Y-PSNR | drop | FP32 ms | INT8 ms | FP32/INT8 | float nodes |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | recipe | flavour | FP32 Y-PSNR | INT8 Y-PSNR | drop | FP32 ms | INT8 ms | FP32/INT8 | float nodes "
+          "| float tensors |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['recipe']} | {r['flavour']} | {r['fp32_psnr_y']:.3f} | {r['int8_psnr_y']:.3f} | "
               f"{r['drop_db']:.3f} | {r['fp32_ms']} | {r['int8_ms']} | {r['speed_ratio_fp32_over_int8']:.2f}x | "
-              f"{r['float_nodes']} |")
+              f"{r['float_nodes']} | {r['float_tensors']} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

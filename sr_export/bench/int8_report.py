@@ -104,7 +104,7 @@ def compare_on_dataset(
 
 
 def suggest_keep_float(sensitivity: Sequence[LayerSensitivity], count: int) -> tuple[str, ...]:
-    """The ``count`` most sensitive layers (the most output PSNR regained in float, or the worst alone)."""
+    """The ``count`` most sensitive layers or tensors (the most output PSNR regained in float, or the worst alone)."""
     from sr_export.quantize.sensitivity import most_sensitive
 
     return tuple(name for name, _ in most_sensitive(sensitivity, count))
@@ -142,7 +142,7 @@ def sensitivity_chart(sensitivity: Sequence[LayerSensitivity], order: Sequence[s
 
 
 def _short(name: str) -> str:
-    return name.strip("/").removesuffix("/Conv") or name
+    return name.strip("/").removesuffix("_output_0").removesuffix("/Conv") or name
 
 
 def write_artifact_copy(artifact: Artifact, folder: Path) -> Path:

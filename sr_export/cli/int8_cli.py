@@ -17,8 +17,9 @@ def add_int8_arguments(parser: argparse.ArgumentParser) -> None:
                        help="write a static INT8 (QDQ) artifact calibrated with --calib, checked on dataset PSNR drop")
     group.add_argument("--calib", default="default", metavar="RECIPE",
                        help="calibration recipe: a name in calibration/ or a .toml path (default: default)")
-    group.add_argument("--keep-float", type=node_list, default=[], metavar="NODE,...",
-                       help="further graph nodes to keep in float (see `sr-bench int8-report` for a plan)")
+    group.add_argument("--keep-float", type=node_list, default=[], metavar="NAME,...",
+                       help="further graph nodes or activation tensors to keep in float "
+                       "(see `sr-bench int8-report` for a plan)")
     group.add_argument("--int8-flavour", choices=("onnxruntime", "tensorrt"), default="onnxruntime",
                        help="onnxruntime: uint8 activations, fastest on CPU; tensorrt: symmetric int8, "
                        "float bias, as TensorRT's parser wants")
@@ -75,7 +76,8 @@ def write_int8(args: argparse.Namespace, recipe: Any, model: Any, exported: Any,
             if not passed:
                 common.emit_json(report, args.json, console)
                 raise CheckFailed(f"INT8 check failed ({report['failure']}); {output} was not written "
-                                  "(--no-check writes it anyway; `sr-bench int8-report` shows which layers to keep in float)")
+                                  "(--no-check writes it anyway; --calib mixed keeps the most sensitive activations in float, "
+                                  "and `sr-bench int8-report` shows them)")
         with atomic_path(output) as final:
             shutil.copyfile(artifact.path, final)
     if args.trt_calibration_cache:
@@ -131,15 +133,18 @@ def add_int8_report_parser(commands: Any) -> None:
                         help="calibration recipe: a name in calibration/ or a .toml path (default: default)")
     report.add_argument("--dataset", required=True, help="evaluation folder (HR/ and optional LR_bicubic/X{s}/) "
                         "or 'builtin'")
-    report.add_argument("--keep-float", type=node_list, default=[], metavar="NODE,...",
-                        help="further nodes to keep in float (e.g. a plan this report suggested)")
+    report.add_argument("--keep-float", type=node_list, default=[], metavar="NAME,...",
+                        help="further nodes or activation tensors to keep in float (e.g. a plan this report "
+                        "suggested)")
     report.add_argument("--int8-flavour", choices=("onnxruntime", "tensorrt"), default="onnxruntime")
     report.add_argument("--sensitivity-patches", type=int, default=4, metavar="N",
-                        help="calibration patches per layer for the sensitivity scan (default 4; 0 skips it)")
-    report.add_argument("--sensitivity-mode", choices=("float-one", "only"), default="float-one",
-                        help="float-one (default): output PSNR regained when only that layer is back in float, "
-                        "in the INT8 model; only: output PSNR vs float when only that layer is INT8")
-    report.add_argument("--suggest", type=int, default=3, metavar="N", help="layers in the suggested plan (default 3)")
+                        help="calibration patches per layer or tensor for the sensitivity scan (default 4; 0 skips it)")
+    report.add_argument("--sensitivity-mode", choices=("float-tensor", "float-one", "only"), default="float-tensor",
+                        help="float-tensor (default): output PSNR regained when only that activation tensor is "
+                        "float in the INT8 model; float-one: the same per conv layer; only: output PSNR vs float "
+                        "when only that conv layer is INT8")
+    report.add_argument("--suggest", type=int, default=8, metavar="N",
+                        help="tensors or layers in the suggested plan (default 8)")
     report.add_argument("--speed-size", type=common.size_argument, default=(128, 128), metavar="HxW",
                         help="LR size for the side-by-side timing (default 128x128)")
     report.add_argument("--runs", type=int, default=5, help="timed runs per precision (default 5; 0 skips timing)")
@@ -160,10 +165,14 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
     from sr_export.errors import SrExportError
     from sr_export.export.onnx import save_export
     from sr_export.quantize.calibration_data import check_no_overlap
-    from sr_export.quantize.graph import conv_nodes
-    from sr_export.quantize.qdq import artifact_statistics, load_float_proto, plan_float_nodes, quantize_onnx
+    from sr_export.quantize.qdq import (
+        artifact_statistics,
+        int8_details,
+        load_float_proto,
+        plan_float_nodes,
+        quantize_onnx,
+    )
     from sr_export.quantize.recipes import load_recipe
-    from sr_export.quantize.sensitivity import layer_sensitivity
     from sr_export.targets import open_runner
 
     console = common.stderr_console()
@@ -203,24 +212,43 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
                             threads=args.threads, progress=lambda: progress.advance(task))
     sensitivity: list[Any] = []
     if args.sensitivity_patches:
-        layers = [n.name for n in conv_nodes(proto.graph) if n.name not in plan.float_nodes]
-        with common.progress_bar(console) as progress:
-            task = progress.add_task("per-layer sensitivity", total=len(layers))
-            sensitivity = layer_sensitivity(proto, statistics, recipe, float_artifact, flavour=args.int8_flavour,
-                                            layers=layers, exclude=plan.names(), patches=args.sensitivity_patches,
-                                            mode=args.sensitivity_mode, progress=lambda: progress.advance(task))
+        sensitivity = _measure_sensitivity(args, console, proto, statistics, recipe, float_artifact, plan)
     suggestion = suggest_keep_float(sensitivity, args.suggest)
+    details = int8_details(int8_artifact.path) or {}
+    in_float = {**details.get("float_nodes", {}), **details.get("float_tensors", {})}
     report = Int8Report(info.name, recipe.to_dict(), str(args.dataset), float_eval, int8_eval, between, speed,
-                        tuple(sensitivity), dict(plan.float_nodes), suggestion, tuple(overlap))
+                        tuple(sensitivity), in_float, suggestion, tuple(overlap))
     out = common.stderr_console() if args.json == "-" else common.stdout_console()
     _print_report(out, report, args, name)
     if sensitivity:
-        chart = sensitivity_chart(sensitivity, [n.name for n in proto.graph.node], args.out_dir / f"{name}_int8_sensitivity.png",
-                                  title=f"{name}: INT8 sensitivity per layer ({recipe.name})", highlight=suggestion)
+        order = [n.name for n in proto.graph.node] + [out for n in proto.graph.node for out in n.output]
+        unit = "activation tensor" if args.sensitivity_mode == "float-tensor" else "layer"
+        chart = sensitivity_chart(sensitivity, order, args.out_dir / f"{name}_int8_sensitivity.png",
+                                  title=f"{name}: INT8 sensitivity per {unit} ({recipe.name})", highlight=suggestion)
         out.print(f"wrote {chart}")
     out.print(f"wrote {int8_artifact.path}")
     common.emit_json(report.to_dict(), args.json, out)
     return 0
+
+
+def _measure_sensitivity(args: argparse.Namespace, console: Any, proto: Any, statistics: Any, recipe: Any,
+                         float_artifact: Any, plan: Any) -> list[Any]:
+    from sr_export.quantize.graph import conv_nodes
+    from sr_export.quantize.sensitivity import layer_sensitivity, tensor_sensitivity
+
+    with common.progress_bar(console) as progress:
+        if args.sensitivity_mode == "float-tensor":
+            task = progress.add_task("per-tensor sensitivity", total=None)
+            return tensor_sensitivity(proto, statistics, recipe, float_artifact, flavour=args.int8_flavour,
+                                      exclude=plan.names(), float_tensors=plan.tensors(),
+                                      patches=args.sensitivity_patches,
+                                      on_count=lambda count: progress.update(task, total=count),
+                                      progress=lambda: progress.advance(task))
+        layers = [n.name for n in conv_nodes(proto.graph) if n.name not in plan.float_nodes]
+        task = progress.add_task("per-layer sensitivity", total=len(layers))
+        return layer_sensitivity(proto, statistics, recipe, float_artifact, flavour=args.int8_flavour,
+                                 layers=layers, exclude=plan.names(), patches=args.sensitivity_patches,
+                                 mode=args.sensitivity_mode, progress=lambda: progress.advance(task))
 
 
 def _print_report(out: Any, report: Any, args: argparse.Namespace, name: str) -> None:
@@ -241,10 +269,11 @@ def _print_report(out: Any, report: Any, args: argparse.Namespace, name: str) ->
               f"in float: {', '.join(report.float_nodes) or 'nothing'}")
     if report.sensitivity:
         float_one = report.sensitivity[0].gain_db is not None
-        what = ("output PSNR regained with only that layer in float" if float_one
+        unit = "tensors" if args.sensitivity_mode == "float-tensor" else "layers"
+        what = ("output PSNR regained with only that one in float" if float_one
                 else "output PSNR vs float with only that layer INT8")
-        worst = Table(title=f"most sensitive layers ({what})", title_justify="left", header_style="bold")
-        worst.add_column("layer")
+        worst = Table(title=f"most sensitive {unit} ({what})", title_justify="left", header_style="bold")
+        worst.add_column("tensor" if unit == "tensors" else "layer")
         worst.add_column("op")
         worst.add_column("gain dB" if float_one else "dB", justify="right")
         for layer in report.sensitivity[:10]:

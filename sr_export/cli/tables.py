@@ -10,7 +10,6 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from sr_export.artifacts import ArtifactMetadata
-
     from sr_export.bench.evaluate import EvalReport
     from sr_export.bench.idn_protocol import LumaEvalReport
     from sr_export.bench.profile import ProfileReport

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from sr_export.checks.inputs import ParityInput, builtin_parity_inputs
-from sr_export.checks.parity import output_difference, judge, tolerance_for
+from sr_export.checks.parity import judge, output_difference, tolerance_for
 from sr_export.errors import first_line, runtime_error_line, stage
 from sr_export.models.loader import LoadedModel
 from sr_export.targets.tiling import round_up

@@ -14,8 +14,8 @@ from torch import nn
 from sr_export.errors import SrExportError
 from sr_export.models import custom
 from sr_export.models.checkpoints import load_strict, read_state_dict, sha256_of
-from sr_export.models.registry import ColorMode, ModelSpec, OfficialWeights, get_spec, zoo
 from sr_export.models.padding import PadToMultiple
+from sr_export.models.registry import ColorMode, ModelSpec, OfficialWeights, get_spec, zoo
 from sr_export.models.weights import resolve_official
 
 if TYPE_CHECKING:

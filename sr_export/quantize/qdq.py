@@ -11,13 +11,20 @@ Two flavours of the same calibration:
 SR-aware float layers (first conv, last conv / upsampler, global residual add)
 and the user's ``keep_float`` nodes get no Q/DQ; an output clamp to the data
 range is appended in float.
+
+Mixed precision works on activation tensors as well as nodes: keeping a
+tensor in float removes its QuantizeLinear/DequantizeLinear pair from the
+built graph, so its producer and readers run in float on that edge while the
+rest of the graph stays in INT8. Rounding noise lives in activations (on
+E-RFDN x4, INT8 weights alone cost 0.03 dB of the ~0.18 dB), so a handful of
+tensors is what mixed precision needs to keep, not whole layers.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +41,24 @@ INT8_METADATA_KEY = "sr_export_int8"
 
 @dataclass(frozen=True)
 class QuantPlan:
-    """Which nodes stay in float, and why."""
+    """Which nodes and activation tensors stay in float, and why."""
 
     float_nodes: Mapping[str, str]  # node name -> reason
+    float_tensors: Mapping[str, str] = field(default_factory=dict)  # activation tensor name -> reason
 
     def names(self) -> list[str]:
+        """The nodes the quantiser must leave alone."""
         return list(self.float_nodes)
+
+    def tensors(self) -> list[str]:
+        """The activation tensors whose Q/DQ pair is removed after quantisation."""
+        return list(self.float_tensors)
+
+    def with_tensors(self, reasons: Mapping[str, str]) -> QuantPlan:
+        return QuantPlan(self.float_nodes, {**self.float_tensors, **reasons})
+
+    def describe(self) -> dict[str, str]:
+        return {**self.float_nodes, **self.float_tensors}
 
 
 def load_float_proto(artifact: Artifact) -> Any:
@@ -72,19 +91,98 @@ def artifact_statistics(
 
 
 def plan_float_nodes(proto: Any, recipe: CalibrationRecipe, keep_float: Sequence[str] = ()) -> QuantPlan:
-    """SR-aware defaults (when the recipe asks), then the recipe's and the caller's nodes."""
+    """SR-aware defaults (when the recipe asks), then the recipe's and the caller's nodes or tensors.
+
+    A requested name is a node (left unquantised) or an activation tensor
+    (kept float on that edge only); node names win where both exist.
+    """
     requested = [*recipe.keep_float, *keep_float]
-    missing = unknown_nodes(proto.graph, requested)
+    node_names = {n.name for n in proto.graph.node}
+    tensor_names = {out for n in proto.graph.node for out in n.output}
+    missing = [name for name in unknown_nodes(proto.graph, requested) if name not in tensor_names]
     if missing:
-        some = ", ".join(n.name for n in list(proto.graph.node)[:4])
+        some = ", ".join(n.name for n in list(proto.graph.node)[:3])
         raise SrExportError(
-            f"--keep-float names no node of this graph: {', '.join(missing)} (node names look like {some}; "
-            "see `sr-bench int8-report` for the layer list)"
+            f"--keep-float names no node or tensor of this graph: {', '.join(missing)} (node names look like "
+            f"{some}; see `sr-bench int8-report` for the sensitive layers and tensors)"
         )
     reasons = dict(sr_float_nodes(proto.graph)) if recipe.sr_aware else {}
+    tensors: dict[str, str] = {}
     for name in requested:
-        reasons.setdefault(name, "kept in float on request")
-    return QuantPlan(reasons)
+        if name in node_names:
+            reasons.setdefault(name, "kept in float on request")
+        else:
+            tensors.setdefault(name, "kept in float on request")
+    return QuantPlan(reasons, tensors)
+
+
+def quantized_activations(proto: Any) -> list[str]:
+    """Activation tensors that carry a QuantizeLinear in a QDQ graph, in graph order."""
+    constants = {init.name for init in proto.graph.initializer}
+    return list(dict.fromkeys(node.input[0] for node in proto.graph.node
+                              if node.op_type == "QuantizeLinear" and node.input[0] not in constants))
+
+
+def keep_tensors_float(proto: Any, tensors: Sequence[str], float_proto: Any) -> Any:
+    """A copy of QDQ ``proto`` where each of ``tensors`` loses its Q/DQ pairs: readers get the float tensor.
+
+    ONNX Runtime then runs the producer and readers of that edge in float
+    (their other inputs are still dequantised), and keeps INT8 kernels
+    everywhere else. ONNX Runtime's quantiser folds a Relu or Clip into the
+    range of the Q that follows a conv (uint8 clips for free); such an
+    activation is put back from ``float_proto``, or the float edge would skip it.
+    """
+    import onnx
+
+    wanted = set(tensors)
+    result = onnx.ModelProto.FromString(proto.SerializeToString())
+    graph = result.graph
+    quantized = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] in wanted}
+    dequantized = {n.output[0]: quantized[n.input[0]] for n in graph.node
+                   if n.op_type == "DequantizeLinear" and n.input[0] in quantized}
+    outputs = {o.name for o in graph.output}
+    if outputs & (set(quantized) | set(dequantized)):
+        raise SrExportError("a graph output cannot be kept float by removing its Q/DQ pair")
+    kept = [n for n in graph.node
+            if not (n.op_type == "QuantizeLinear" and n.output[0] in quantized)
+            and not (n.op_type == "DequantizeLinear" and n.output[0] in dequantized)]
+    for node in kept:
+        node.input[:] = [dequantized.get(name, name) for name in node.input]
+    nodes = _restore_folded_activations(kept, set(quantized.values()), float_proto.graph, graph)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return result
+
+
+_FOLDABLE_ACTIVATIONS = frozenset({"Relu", "Clip"})
+
+
+def _restore_folded_activations(nodes: list[Any], tensors: set[str], float_graph: Any, graph: Any) -> list[Any]:
+    """Re-insert the float graph's Relu/Clip in front of each of ``tensors`` that the quantiser folded away."""
+    import onnx
+
+    float_producer = {out: n for n in float_graph.node for out in n.output}
+    present = {n.name for n in nodes}
+    constants = {init.name for init in graph.initializer}
+    float_constants = {init.name: init for init in float_graph.initializer}
+    result = []
+    for node in nodes:
+        result.append(node)
+        for index, out in enumerate(node.output):
+            folded = float_producer.get(out)
+            if out not in tensors or folded is None or folded.op_type not in _FOLDABLE_ACTIVATIONS:
+                continue
+            if folded.name in present:
+                continue  # the activation is still there: nothing was folded
+            node.output[index] = f"{out}_before_{folded.op_type.lower()}"
+            activation = onnx.NodeProto.FromString(folded.SerializeToString())
+            activation.input[0] = node.output[index]
+            for name in activation.input[1:]:
+                if name and name not in constants and name in float_constants:
+                    graph.initializer.append(float_constants[name])
+                    constants.add(name)
+            result.append(activation)
+    return result
 
 
 def quantized_proto(
@@ -96,8 +194,13 @@ def quantized_proto(
     exclude: Sequence[str] = (),
     only: Sequence[str] = (),
     data_range: float | None = None,
+    float_tensors: Sequence[str] = (),
 ) -> Any:
-    """A QDQ ModelProto of ``proto``; ``only`` restricts quantisation to those nodes (for sensitivity)."""
+    """A QDQ ModelProto of ``proto``; ``only`` restricts quantisation to those nodes (for sensitivity).
+
+    ``exclude`` nodes are left unquantised; ``float_tensors`` lose their Q/DQ
+    pair after quantisation.
+    """
     import onnx
     from onnxruntime.quantization import QuantType
     from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
@@ -119,6 +222,8 @@ def quantized_proto(
             list(only), list(exclude), op_types, options,
         )
         result = quantizer.quantize_model()
+    if float_tensors:
+        result = keep_tensors_float(result, float_tensors, proto)
     if data_range is not None:
         append_output_clamp(result, data_range)
     return result
@@ -154,9 +259,9 @@ def quantize_onnx(
     """Write a static INT8 QDQ ONNX of the float ``onnx_artifact`` to ``output`` (file or folder).
 
     Statistics come from the cache or one calibration under ``recipe``. With
-    ``recipe.auto_keep_float`` N > 0, the N layers whose quantisation alone
-    gives back the most output PSNR on the calibration patches when returned to
-    float also stay in float (``float-one`` sensitivity).
+    ``recipe.auto_keep_float`` N > 0, the N activation tensors whose Q/DQ
+    pair, removed alone, gives back the most output PSNR on the calibration
+    patches also stay in float (``float-tensor`` sensitivity, cached).
     """
     import onnx
 
@@ -173,23 +278,24 @@ def quantize_onnx(
     statistics = statistics or artifact_statistics(onnx_artifact, recipe, proto)
     plan = plan_float_nodes(proto, recipe, keep_float)
     if recipe.auto_keep_float:
-        from sr_export.quantize.sensitivity import layer_sensitivity, most_sensitive
+        from sr_export.quantize.sensitivity import cached_tensor_sensitivity, most_sensitive
 
-        say(f"measuring per-layer sensitivity to keep the {recipe.auto_keep_float} worst layers in float")
-        sensitivity = layer_sensitivity(proto, statistics, recipe, onnx_artifact, flavour=flavour,
-                                        exclude=plan.names(), mode="float-one")
-        extra = {name: f"sensitive: +{gain:.2f} dB output PSNR in float" for name, gain in
-                 most_sensitive(sensitivity, recipe.auto_keep_float)}
-        plan = QuantPlan({**plan.float_nodes, **extra})
-    say(f"building the {flavour} QDQ graph ({len(plan.float_nodes)} nodes kept in float)")
+        say(f"measuring per-tensor sensitivity to keep the {recipe.auto_keep_float} worst activations in float")
+        sensitivity = cached_tensor_sensitivity(proto, statistics, recipe, onnx_artifact, plan, flavour=flavour)
+        plan = plan.with_tensors({name: f"sensitive: +{gain:.2f} dB output PSNR in float" for name, gain in
+                                  most_sensitive(sensitivity, recipe.auto_keep_float)})
+    say(f"building the {flavour} QDQ graph ({len(plan.float_nodes)} nodes, {len(plan.float_tensors)} tensors "
+        "kept in float)")
     quantized = quantized_proto(proto, statistics, recipe, flavour=flavour, exclude=plan.names(),
+                                float_tensors=plan.tensors(),
                                 data_range=meta.data_range if recipe.sr_aware else None)
     notes = (*meta.notes, f"INT8 QDQ ({flavour}) from recipe {recipe.summary()}",
-             f"float nodes: {', '.join(plan.names()) or 'none'}")
+             f"float nodes: {', '.join(plan.names()) or 'none'}",
+             f"float activations: {', '.join(plan.tensors()) or 'none'}")
     metadata = replace(meta, precision="int8", backend="onnxruntime", notes=notes)
     embed_in_onnx(quantized, metadata)
     details = {"flavour": flavour, "recipe": recipe.to_dict(), "statistics_key": statistics.key,
-               "float_nodes": dict(plan.float_nodes)}
+               "float_nodes": dict(plan.float_nodes), "float_tensors": dict(plan.float_tensors)}
     entry = quantized.metadata_props.add()
     entry.key, entry.value = INT8_METADATA_KEY, json.dumps(details)
     target = Path(output)

@@ -49,9 +49,9 @@ class CalibrationRecipe:
     # Keep the first conv, last conv / upsampler, global residual add and
     # output clamp in float (see sr_export.quantize.graph).
     sr_aware: bool = True
-    keep_float: tuple[str, ...] = ()  # further node names kept in float
-    # Mixed precision: quantise, measure each layer's sensitivity on the
-    # calibration patches, keep this many of the worst in float.
+    keep_float: tuple[str, ...] = ()  # further node or activation tensor names kept in float
+    # Mixed precision: quantise, measure on the calibration patches how much
+    # output PSNR each activation tensor gives back in float, keep this many.
     auto_keep_float: int = 0
     source: Path | None = field(default=None, compare=False)
 
@@ -96,7 +96,7 @@ class CalibrationRecipe:
         if self.sr_aware:
             parts.append("SR-aware float layers")
         if self.auto_keep_float:
-            parts.append(f"{self.auto_keep_float} most sensitive layers in float")
+            parts.append(f"{self.auto_keep_float} most sensitive activations in float")
         return f"{self.name}: " + ", ".join(parts)
 
 

@@ -1,13 +1,17 @@
-"""Per-layer INT8 sensitivity, measured on calibration patches (never on the evaluation images).
+"""Per-layer and per-tensor INT8 sensitivity, measured on calibration patches (never on the evaluation images).
 
-Two views, each one QDQ build and a few small inferences per layer:
+Three views, each a few small inferences per layer or tensor:
 
 * ``only``: the PSNR between the float output and the output with only that
   layer in INT8 (low = sensitive). Shows where INT8 hurts in isolation.
 * ``float-one``: starting from the full INT8 model, how many dB of output
   PSNR come back when only that layer returns to float. Errors made early are
-  amplified by the layers after them, which ``only`` cannot see, so this is
-  the view that picks the layers worth keeping in float (mixed precision).
+  amplified by the layers after them, which ``only`` cannot see.
+* ``float-tensor``: the same question per activation tensor: how much output
+  PSNR comes back when only that tensor's Q/DQ pair is removed from the full
+  INT8 graph. Rounding noise lives in activations, and keeping a float conv
+  between INT8 neighbours still rounds its input and output; this is the view
+  that picks what mixed precision keeps (one graph build, then cheap edits).
 """
 
 from __future__ import annotations
@@ -29,10 +33,10 @@ DEFAULT_PATCHES = 6
 
 @dataclass(frozen=True)
 class LayerSensitivity:
-    name: str
-    op_type: str
-    psnr_db: float  # output PSNR vs float with only this layer in INT8 (higher is safer)
-    gain_db: float | None = None  # output PSNR regained when only this layer is float (float-one view)
+    name: str  # a node (only, float-one views) or an activation tensor (float-tensor view)
+    op_type: str  # of the node, or of the tensor's producer
+    psnr_db: float  # output PSNR vs float of the variant measured (only this one INT8, or only this one float)
+    gain_db: float | None = None  # output PSNR regained when only this one is float (float-* views)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "op_type": self.op_type,
@@ -114,6 +118,77 @@ def layer_sensitivity(
         if progress is not None:
             progress()
     return sorted(results, key=_severity)
+
+
+def tensor_sensitivity(
+    proto: Any,
+    statistics: ActivationStatistics,
+    recipe: CalibrationRecipe,
+    artifact: Artifact,
+    *,
+    flavour: str = "onnxruntime",
+    exclude: Sequence[str] = (),
+    float_tensors: Sequence[str] = (),
+    patches: int = DEFAULT_PATCHES,
+    on_count: Callable[[int], Any] | None = None,
+    progress: Callable[[], Any] | None = None,
+) -> list[LayerSensitivity]:
+    """Output PSNR regained by keeping each quantised activation tensor in float, most rewarding first.
+
+    ``on_count`` learns how many tensors will be measured; ``progress`` ticks after each.
+    """
+    from sr_export.quantize.qdq import keep_tensors_float, quantized_activations, quantized_proto
+
+    batches = sensitivity_batches(artifact, recipe, patches)
+    reference = _run(_session(proto), batches)
+    data_range = artifact.metadata.data_range
+    full = quantized_proto(proto, statistics, recipe, flavour=flavour, exclude=list(exclude),
+                           float_tensors=float_tensors)
+    base = outputs_psnr(_run(_session(full), batches), reference, data_range)
+    producers = {out: node.op_type for node in proto.graph.node for out in node.output}
+    tensors = [t for t in quantized_activations(full) if t in producers]
+    if on_count is not None:
+        on_count(len(tensors))
+    results = []
+    for tensor in tensors:
+        psnr = outputs_psnr(_run(_session(keep_tensors_float(full, [tensor], proto)), batches), reference, data_range)
+        results.append(LayerSensitivity(tensor, producers[tensor], psnr, psnr - base))
+        if progress is not None:
+            progress()
+    return sorted(results, key=_severity)
+
+
+def cached_tensor_sensitivity(
+    proto: Any,
+    statistics: ActivationStatistics,
+    recipe: CalibrationRecipe,
+    artifact: Artifact,
+    plan: Any,
+    *,
+    flavour: str = "onnxruntime",
+    patches: int = DEFAULT_PATCHES,
+) -> list[LayerSensitivity]:
+    """:func:`tensor_sensitivity` for ``plan`` (a QuantPlan), cached next to the statistics it was measured with."""
+    import hashlib
+    import json
+
+    from sr_export.io import write_json_atomic
+    from sr_export.quantize.statistics import cache_folder
+
+    payload = json.dumps({"v": 1, "statistics": statistics.key, "flavour": flavour, "patches": patches,
+                          "nodes": sorted(plan.names()), "tensors": sorted(plan.tensors())}, sort_keys=True)
+    path = cache_folder() / f"{hashlib.sha256(payload.encode()).hexdigest()[:24]}-tensors.json"
+    if path.is_file():
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+            return [LayerSensitivity(r["name"], r["op_type"], float(r["psnr_db"]), float(r["gain_db"])) for r in rows]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # a damaged entry is measured again
+    results = tensor_sensitivity(proto, statistics, recipe, artifact, flavour=flavour, exclude=plan.names(),
+                                 float_tensors=plan.tensors(), patches=patches)
+    write_json_atomic(path, [{"name": r.name, "op_type": r.op_type, "psnr_db": r.psnr_db, "gain_db": r.gain_db}
+                             for r in results])
+    return results
 
 
 def _severity(result: LayerSensitivity) -> float:

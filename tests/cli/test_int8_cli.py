@@ -73,3 +73,29 @@ def test_unknown_recipe_and_keep_float_are_one_line_errors(sr_export, tmp_path: 
                        "-o", tmp_path / "x.onnx")
     assert result.code == 2 and "unknown calibration recipe 'nope'" in result.error()
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_int8_report_ranks_activation_tensors_and_its_plan_applies(tmp_path: Path, sr_bench, sr_export) -> None:
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY)
+    out = tmp_path / "out"
+    result = sr_bench("int8-report", "--model", "imdn", "--scale", "2", "--weights", "official", "--exporter",
+                      "legacy", "--calib", recipe, "--dataset", "builtin", "--sensitivity-patches", "1", "--runs", "1",
+                      "--speed-size", "32x32", "--suggest", "3", "--out-dir", out, "--json", tmp_path / "report.json")
+    assert result.code == 0, result.err
+    report = json.loads((tmp_path / "report.json").read_text())
+    float_graph = onnx.load(str(out / "imdn_x2.onnx"))
+    tensors = {o for n in float_graph.graph.node for o in n.output}
+    gains = [s["gain_db"] for s in report["sensitivity"]]
+    assert len(gains) > 30 and gains == sorted(gains, reverse=True)
+    plan = report["suggested_keep_float"]
+    assert len(plan) == 3 and set(plan) <= tensors
+    assert (out / "imdn_x2_int8_sensitivity.png").read_bytes()[:4] == b"\x89PNG"
+    assert "suggested plan: --keep-float " + ",".join(plan) in result.out
+
+    applied = tmp_path / "imdn_x2_int8.onnx"
+    result = sr_export("onnx", "--model", "imdn", "--scale", "2", "--weights", "official", "--exporter", "legacy",
+                       "--int8", "--calib", recipe, "--keep-float", ",".join(plan), "--no-check", "-o", applied)
+    assert result.code == 0, result.err
+    props = {p.key: p.value for p in onnx.load(str(applied)).metadata_props}
+    assert set(json.loads(props["sr_export_int8"])["float_tensors"]) == set(plan)

@@ -13,10 +13,18 @@ from sr_export.checks.inputs import builtin_parity_inputs
 from sr_export.checks.parity import output_difference
 from sr_export.errors import SrExportError
 from sr_export.quantize.graph import sr_float_nodes
-from sr_export.quantize.qdq import INT8_METADATA_KEY, int8_details, load_float_proto, quantize_onnx
+from sr_export.quantize.qdq import (
+    INT8_METADATA_KEY,
+    int8_details,
+    keep_tensors_float,
+    load_float_proto,
+    quantize_onnx,
+    quantized_activations,
+)
 from sr_export.quantize.recipes import load_recipe
 from sr_export.quantize.statistics import cache_folder
 from sr_export.targets import open_runner
+from sr_export.targets.onnxruntime import cpu_session
 
 
 def _consumers(proto: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
@@ -111,9 +119,9 @@ def test_statistics_are_cached_by_weights_and_recipe(erfdn_float, erfdn_statisti
     assert "input" in again.ranges and again.ranges["input"][1] <= 255.0
 
 
-def test_keep_float_of_an_unknown_node_is_an_error_naming_it(erfdn_float, erfdn_statistics,
+def test_keep_float_of_an_unknown_name_is_an_error_naming_it(erfdn_float, erfdn_statistics,
                                                           tiny_recipe_path: Path, tmp_path: Path) -> None:
-    with pytest.raises(SrExportError, match="--keep-float names no node of this graph: /B9/conv"):
+    with pytest.raises(SrExportError, match="--keep-float names no node or tensor of this graph: /B9/conv"):
         quantize_onnx(erfdn_float, load_recipe(tiny_recipe_path), keep_float=["/B9/conv"], output=tmp_path,
                       statistics=erfdn_statistics)
     assert not list(tmp_path.iterdir())
@@ -132,3 +140,42 @@ def test_keep_float_removes_the_nodes_quantisation(erfdn_float, erfdn_statistics
     assert node.input[1] not in producers
     props = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(props[INT8_METADATA_KEY])["float_nodes"]["/B2/c5/Conv"] == "kept in float on request"
+
+
+def test_keep_float_of_a_tensor_removes_only_that_edges_quantisation(erfdn_float, erfdn_statistics,
+                                                                     tiny_recipe_path: Path, tmp_path: Path,
+                                                                     ort_int8) -> None:
+    tensor = "/B1/esa/conv4/Conv_output_0"
+    full = onnx.load(str(ort_int8.path))
+    assert tensor in quantized_activations(full)
+    artifact = quantize_onnx(erfdn_float, load_recipe(tiny_recipe_path), keep_float=[tensor], output=tmp_path,
+                             statistics=erfdn_statistics)
+    proto = onnx.load(str(artifact.path))
+    assert quantized_activations(proto) == [t for t in quantized_activations(full) if t != tensor]
+    # Its readers now take the float tensor itself; the conv that writes it still has INT8 inputs.
+    readers = _consumers(proto)[tensor]
+    assert readers and all(r.op_type not in ("QuantizeLinear", "DequantizeLinear") for r in readers)
+    writer = _producers(proto)[tensor]
+    assert _producers(proto)[writer.input[0]].op_type == "DequantizeLinear"
+    assert int8_details(artifact.path)["float_tensors"] == {tensor: "kept in float on request"}
+    batch = builtin_parity_inputs(ort_int8.metadata.model_info(), [(40, 52)], per_size=1)[0].batch
+    assert open_runner(artifact).infer(batch).shape == open_runner(ort_int8).infer(batch).shape
+
+
+def test_removing_qdq_pairs_leaves_a_graph_that_runs_and_moves_towards_float(erfdn_float, ort_int8) -> None:
+    full = onnx.load(str(ort_int8.path))
+    every = quantized_activations(full)
+    all_float = keep_tensors_float(full, every, load_float_proto(erfdn_float))
+    assert quantized_activations(all_float) == []
+
+    batch = builtin_parity_inputs(ort_int8.metadata.model_info(), [(40, 52)], per_size=1)[0].batch
+    reference = open_runner(erfdn_float).infer(batch)
+    outputs = {}
+    for label, proto in (("int8", full), ("float activations", all_float)):
+        session = cpu_session(proto.SerializeToString())
+        outputs[label] = session.run(None, {session.get_inputs()[0].name: batch})[0]
+    # Only the INT8 weights are left: far closer to float than the full INT8 graph.
+    data_range = ort_int8.metadata.data_range
+    psnr_int8 = output_difference(outputs["int8"], reference, data_range)[2]
+    psnr_weights_only = output_difference(outputs["float activations"], reference, data_range)[2]
+    assert psnr_weights_only > psnr_int8 + 6.0
