@@ -27,8 +27,18 @@ def test_a_profile_whose_runtime_package_is_missing_names_the_extra(
 def test_cpu_int8_calibrates_quantises_measures_and_stores_the_run(sr_bench, tmp_path) -> None:
     import sqlite3
 
+    # The shipped profile with a small recipe in place of `mixed` (whose sensitivity scan is
+    # tested on its own in tests/quantize): the harness part is what this test is about.
+    from sr_export.resources import list_resources
+
+    recipe = tmp_path / "small.toml"
+    recipe.write_text('[patches]\nsize = 32\ncount = 8\n[precision]\nauto_keep_float = 2\n')
+    shipped = list_resources("targets")["cpu-int8"].read_text()
+    assert 'calibration = "mixed"' in shipped
+    profile = tmp_path / "cpu-int8.toml"
+    profile.write_text(shipped.replace('calibration = "mixed"', f'calibration = "{recipe}"'))
     # A trained model: INT8 parity is judged by output PSNR and the dataset PSNR drop.
-    result = sr_bench("--target", "cpu-int8", "--models", "imdn", "--scale", "2", "--weights", "official",
+    result = sr_bench("--target", profile, "--models", "imdn", "--scale", "2", "--weights", "official",
                       "--exporter", "legacy",
                       "--sizes", "32x32", "--runs", "2", "--warmup", "1",
                       "--db", tmp_path / "h.sqlite", "--out-dir", tmp_path / "out")
