@@ -32,7 +32,7 @@ def test_cpu_int8_calibrates_quantises_measures_and_stores_the_run(sr_bench, tmp
     from sr_export.resources import list_resources
 
     recipe = tmp_path / "small.toml"
-    recipe.write_text('[patches]\nsize = 32\ncount = 8\n[precision]\nauto_keep_float = 2\n')
+    recipe.write_text('[patches]\nsize = 32\ncount = 8\n')
     shipped = list_resources("targets")["cpu-int8"].read_text()
     assert 'calibration = "mixed"' in shipped
     profile = tmp_path / "cpu-int8.toml"
