@@ -74,6 +74,24 @@ def sensitivity_batches(artifact: Artifact, recipe: CalibrationRecipe, count: in
     return make_calibration_set(subset, meta.scale).batches(meta.model_info())
 
 
+@dataclass(frozen=True)
+class OutputProbe:
+    """Calibration patches and the float graph's outputs on them: scores any variant of the graph."""
+
+    batches: Sequence[np.ndarray]
+    reference: Sequence[np.ndarray]
+    data_range: float
+
+    @classmethod
+    def of(cls, proto: Any, artifact: Artifact, recipe: CalibrationRecipe, patches: int) -> OutputProbe:
+        batches = sensitivity_batches(artifact, recipe, patches)
+        return cls(batches, _run(_session(proto), batches), artifact.metadata.data_range)
+
+    def psnr(self, model: Any) -> float:
+        """Output PSNR of ``model`` (a ModelProto) against the float graph."""
+        return outputs_psnr(_run(_session(model), self.batches), self.reference, self.data_range)
+
+
 def layer_sensitivity(
     proto: Any,
     statistics: ActivationStatistics,
@@ -96,24 +114,19 @@ def layer_sensitivity(
 
     if mode not in ("only", "float-one"):
         raise ValueError(f"unknown sensitivity mode {mode!r}")
-    batches = sensitivity_batches(artifact, recipe, patches)
-    reference = _run(_session(proto), batches)
-    data_range = artifact.metadata.data_range
+    probe = OutputProbe.of(proto, artifact, recipe, patches)
     op_types = {n.name: n.op_type for n in proto.graph.node}
     names = list(layers) if layers is not None else [n.name for n in conv_nodes(proto.graph) if n.name not in exclude]
     base = None
     if mode == "float-one":
-        full = quantized_proto(proto, statistics, recipe, flavour=flavour, exclude=list(exclude))
-        base = outputs_psnr(_run(_session(full), batches), reference, data_range)
+        base = probe.psnr(quantized_proto(proto, statistics, recipe, flavour=flavour, exclude=list(exclude)))
     results = []
     for name in names:
         if mode == "only":
-            single = quantized_proto(proto, statistics, recipe, flavour=flavour, only=[name])
-            psnr = outputs_psnr(_run(_session(single), batches), reference, data_range)
+            psnr = probe.psnr(quantized_proto(proto, statistics, recipe, flavour=flavour, only=[name]))
             results.append(LayerSensitivity(name, op_types.get(name, "?"), psnr))
         else:
-            model = quantized_proto(proto, statistics, recipe, flavour=flavour, exclude=[*exclude, name])
-            psnr = outputs_psnr(_run(_session(model), batches), reference, data_range)
+            psnr = probe.psnr(quantized_proto(proto, statistics, recipe, flavour=flavour, exclude=[*exclude, name]))
             results.append(LayerSensitivity(name, op_types.get(name, "?"), psnr, psnr - base))
         if progress is not None:
             progress()
@@ -139,19 +152,17 @@ def tensor_sensitivity(
     """
     from sr_export.quantize.qdq import keep_tensors_float, quantized_activations, quantized_proto
 
-    batches = sensitivity_batches(artifact, recipe, patches)
-    reference = _run(_session(proto), batches)
-    data_range = artifact.metadata.data_range
+    probe = OutputProbe.of(proto, artifact, recipe, patches)
     full = quantized_proto(proto, statistics, recipe, flavour=flavour, exclude=list(exclude),
                            float_tensors=float_tensors)
-    base = outputs_psnr(_run(_session(full), batches), reference, data_range)
+    base = probe.psnr(full)
     producers = {out: node.op_type for node in proto.graph.node for out in node.output}
     tensors = [t for t in quantized_activations(full) if t in producers]
     if on_count is not None:
         on_count(len(tensors))
     results = []
     for tensor in tensors:
-        psnr = outputs_psnr(_run(_session(keep_tensors_float(full, [tensor], proto)), batches), reference, data_range)
+        psnr = probe.psnr(keep_tensors_float(full, [tensor], proto))
         results.append(LayerSensitivity(tensor, producers[tensor], psnr, psnr - base))
         if progress is not None:
             progress()

@@ -9,12 +9,9 @@ from sr_export.bench.int8_report import sensitivity_chart, suggest_keep_float
 from sr_export.quantize.qdq import load_float_proto, plan_float_nodes, quantized_proto
 from sr_export.quantize.recipes import load_recipe
 from sr_export.quantize.sensitivity import (
-    _run,
-    _session,
+    OutputProbe,
     cached_tensor_sensitivity,
     layer_sensitivity,
-    outputs_psnr,
-    sensitivity_batches,
     tensor_sensitivity,
 )
 from sr_export.quantize.statistics import cache_folder
@@ -62,10 +59,8 @@ def test_float_tensor_view_ranks_activations_and_its_gain_is_what_keeping_one_fl
     gains = [r.gain_db for r in results]
     assert gains == sorted(gains, reverse=True) and gains[0] > 0.05
     # Re-measure the top tensor kept in float from scratch: the same output PSNR the scan reported.
-    batches = sensitivity_batches(erfdn_float, recipe, 1)
-    reference = _run(_session(proto), batches)
     kept = quantized_proto(proto, erfdn_statistics, recipe, exclude=plan.names(), float_tensors=[results[0].name])
-    again = outputs_psnr(_run(_session(kept), batches), reference, erfdn_float.metadata.data_range)
+    again = OutputProbe.of(proto, erfdn_float, recipe, 1).psnr(kept)
     assert math.isclose(again, results[0].psnr_db, abs_tol=1e-6)
 
 
