@@ -62,6 +62,9 @@ class ArtifactMetadata:
     tool_version: str = __version__
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     notes: tuple[str, ...] = ()
+    # How an INT8 artifact was quantised when the format has no place for it
+    # (TFLite: scheme, I/O type and parameters, calibration recipe); empty otherwise.
+    quantization: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def dynamic(self) -> bool:
@@ -79,6 +82,7 @@ class ArtifactMetadata:
         data["input_shape"] = list(self.input_shape)
         data["verified_sizes"] = [list(hw) for hw in self.verified_sizes]
         data["notes"] = list(self.notes)
+        data["quantization"] = dict(self.quantization)
         return data
 
     @classmethod

@@ -1,4 +1,9 @@
-"""``sr-export tflite``: convert with litert-torch, one file per --shape, each proven against PyTorch."""
+"""``sr-export tflite``: convert with litert-torch, one file per --shape, each proven against PyTorch.
+
+With ``--int8`` each file is quantised (ai-edge-quantizer, calibrated by a
+recipe) and judged by the INT8 bounds: output PSNR against PyTorch and the
+Y-PSNR lost on the built-in images, as ``sr-export onnx --int8`` is.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +26,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="I/O layout of the file (default nhwc, TFLite's own); recorded in the metadata")
     group.add_argument("--no-rewrite", action="store_true",
                        help="convert the module as it is, without the SR-aware rewrites (for debugging)")
-    parser.add_argument("--no-check", action="store_true", help="skip the final parity check against PyTorch")
+    int8 = parser.add_argument_group("int8")
+    int8.add_argument("--int8", action="store_true",
+                      help="static INT8 (int8 weights and activations) calibrated with --calib, via ai-edge-quantizer")
+    int8.add_argument("--calib", metavar="RECIPE",
+                      help="calibration recipe: a name in calibration/ or a .toml path (default: default)")
+    int8.add_argument("--int8-io", choices=("uint8", "int8", "float"),
+                      help="I/O of an --int8 file: uint8 (default; raw 0..255 pixels, scale data_range/255, zero "
+                      "point 0), int8 (same scale, zero point -128) or float (QUANTIZE/DEQUANTIZE at the ends)")
+    int8.add_argument("--int8-scheme", choices=("sr-float", "sr-int16", "full"),
+                      help="precision of the SR-sensitive ops (first conv and its readers, residual add, last conv + "
+                      "upsampler, channel statistics): sr-float (default for SR-aware recipes) keeps them float, "
+                      "the rest int8: most accurate, fast with XNNPACK; sr-int16 gives them 16-bit activations "
+                      "(integer only, but XNNPACK has no 16x8 kernels: slow on CPUs); full makes every op int8 "
+                      "(Mobile AI challenges, integer-only NPUs)")
+    int8.add_argument("--allow-calibration-overlap", action="store_true",
+                      help="proceed (flagged) when the calibration folder holds evaluation images")
+    parser.add_argument("--no-check", action="store_true",
+                        help="skip the final check against PyTorch (fp32/fp16: parity; int8: output PSNR and "
+                        "Y-PSNR drop on the built-in images)")
     parser.add_argument("-o", "--output", type=Path,
-                        help="output file, or a folder (default: <model>_x<scale>_<H>x<W>[_fp16].tflite here)")
+                        help="output file, or a folder (default: <model>_x<scale>_<H>x<W>[_fp16|_int8...].tflite here)")
     common.add_json_argument(parser, "export report (metadata, rewrites and parity per file)")
 
 
@@ -31,24 +54,60 @@ def cmd_tflite(args: argparse.Namespace) -> int:
     from sr_export.targets.tflite import TfliteOptions, default_shape
 
     console = common.stderr_console()
+    int8 = _int8_options(args)  # a bad combination or recipe fails before the slow conversion
     model = common.load_requested_model(args, console)
+    overlap = _calibration_overlap(args, int8, model, console)
     shapes = list(dict.fromkeys(args.shape or [default_shape()]))
     if args.output is not None and args.output.suffix == ".tflite" and len(shapes) > 1:
         raise SrExportError(f"{len(shapes)} shapes make {len(shapes)} files; give -o a folder, not {args.output.name}")
+    precision = "int8" if int8 is not None else "fp16" if args.fp16 else "fp32"
     reports, failures = [], []
     for shape in shapes:
-        options = TfliteOptions(shape=shape, layout=args.layout, precision="fp16" if args.fp16 else "fp32",
-                                rewrite=not args.no_rewrite)
+        options = TfliteOptions(shape=shape, layout=args.layout, precision=precision, rewrite=not args.no_rewrite,
+                                int8=int8)
         report = _convert_one(model, options, _output_path(args.output, model, options), args.no_check, console)
+        if int8 is not None:
+            report["calibration_overlap"] = overlap
         reports.append(report)
-        if report.get("parity") and not report["parity"]["passed"]:
+        if report.get("failure"):
             failures.append(report)
     common.emit_json(reports[0] if len(reports) == 1 else reports, args.json, console)
     if failures:
-        worst = min(_worst_psnr(f["parity"]) for f in failures)
-        raise CheckFailed(f"parity check failed for {len(failures)} of {len(reports)} file(s) (worst PSNR {worst:.1f} dB); "
-                          "they were not written (--no-check writes them anyway)")
+        reasons = "; ".join(dict.fromkeys(f["failure"] for f in failures))
+        raise CheckFailed(f"{'INT8 check' if int8 else 'parity check'} failed for {len(failures)} of {len(reports)} "
+                          f"file(s) ({reasons}); they were not written (--no-check writes them anyway)")
     return 0
+
+
+def _int8_options(args: argparse.Namespace) -> Any:
+    """The INT8 settings when --int8 was asked (None otherwise); refuses flags that do not go together."""
+    int8_only = [flag for flag, value in (("--calib", args.calib), ("--int8-io", args.int8_io),
+                                          ("--int8-scheme", args.int8_scheme),
+                                          ("--allow-calibration-overlap", args.allow_calibration_overlap))
+                 if value]
+    if not args.int8:
+        if int8_only:
+            raise SrExportError(f"{', '.join(int8_only)} only apply with --int8")
+        return None
+    if args.fp16:
+        raise SrExportError("--int8 and --fp16 exclude each other (an INT8 file has int8 weights)")
+    from sr_export.quantize.recipes import DEFAULT_RECIPE, load_recipe
+    from sr_export.quantize.tflite_int8 import DEFAULT_IO, TfliteInt8Options
+
+    return TfliteInt8Options(load_recipe(args.calib or DEFAULT_RECIPE), io=args.int8_io or DEFAULT_IO,
+                             scheme=args.int8_scheme)
+
+
+def _calibration_overlap(args: argparse.Namespace, int8: Any, model: Any, console: Any) -> list[str]:
+    if int8 is None:
+        return []
+    from sr_export.data.datasets import BUILTIN
+    from sr_export.quantize.calibration_data import check_no_overlap
+
+    overlap = check_no_overlap(int8.recipe, [BUILTIN], model.info.scale, allow=args.allow_calibration_overlap)
+    if overlap:
+        common.warn(console, f"calibrating on {len(overlap)} evaluation image(s): {', '.join(overlap)}")
+    return overlap
 
 
 def _worst_psnr(parity: dict[str, Any]) -> float:
@@ -68,15 +127,14 @@ def _output_path(output: Path | None, model: Any, options: Any) -> Path:
 
 def _convert_one(model: Any, options: Any, output: Path, no_check: bool, console: Any) -> dict[str, Any]:
     from sr_export.artifacts import Artifact, sidecar_path
-    from sr_export.cli.export_cli import _parity_against_pytorch
     from sr_export.io import atomic_path, write_json_atomic
     from sr_export.targets.tflite import convert_tflite
 
     height, width = options.shape
     rewrites = "no rewrites" if not options.rewrite else "with SR rewrites"
     with console.status(f"converting {model.info.name} x{model.info.scale} at {height}x{width} to TFLite "
-                        f"(litert-torch, {options.layout.upper()}, {options.precision}, {rewrites})"):
-        converted = convert_tflite(model, options)
+                        f"(litert-torch, {options.layout.upper()}, {options.precision}, {rewrites})") as status:
+        converted = convert_tflite(model, options, progress=lambda message: status.update(message))
     for note in converted.notes:
         console.print(f"[dim]{note}[/dim]")
     report: dict[str, Any] = {"artifact": str(output), "convert_seconds": round(converted.seconds, 2),
@@ -85,17 +143,45 @@ def _convert_one(model: Any, options: Any, output: Path, no_check: bool, console
         with atomic_path(output) as tmp:
             tmp.write_bytes(converted.flatbuffer)
             if not no_check:
-                parity = _parity_against_pytorch(Artifact(tmp, converted.metadata), model, console)
-                report["parity"] = parity.to_dict()
-                if not parity.passed:
+                artifact = Artifact(tmp, converted.metadata)
+                if options.precision == "int8":
+                    _check_int8(artifact, model, console, report)
+                else:
+                    _check_float(artifact, model, console, report)
+                if report.get("failure"):
                     raise _NotWritten
             write_json_atomic(sidecar_path(output), converted.metadata.to_dict())
     except _NotWritten:
         return report
     size_kb = output.stat().st_size / 1024
+    what = options.precision if options.int8 is None else (
+        f"int8 {options.int8.resolved_scheme}, {options.int8.io} I/O, recipe {options.int8.recipe.name}")
     console.print(f"[green]wrote[/green] {output} ({size_kb:.0f} KiB, fixed {height}x{width} "
-                  f"{options.layout.upper()}, {options.precision}, converted in {converted.seconds:.1f} s)")
+                  f"{options.layout.upper()}, {what}, converted in {converted.seconds:.1f} s)")
     return report
+
+
+def _check_float(artifact: Any, model: Any, console: Any, report: dict[str, Any]) -> None:
+    from sr_export.cli.export_cli import _parity_against_pytorch
+
+    parity = _parity_against_pytorch(artifact, model, console)
+    report["parity"] = parity.to_dict()
+    if not parity.passed:
+        report["failure"] = f"worst PSNR {_worst_psnr(report['parity']):.1f} dB"
+
+
+def _check_int8(artifact: Any, model: Any, console: Any, report: dict[str, Any]) -> None:
+    """INT8 bounds (sr_export.checks.parity / checks.int8): output PSNR and Y-PSNR drop, no FP32 elementwise bound."""
+    from sr_export.cli.int8_cli import check_int8_against_pytorch
+    from sr_export.targets.tflite import TfliteRunner
+
+    runner = TfliteRunner(artifact)
+    if runner.delegate != "xnnpack":
+        common.warn(console, f"XNNPACK cannot run this INT8 graph ({runner.fallback_reason}); "
+                    "LiteRT's built-in kernels run it, slower")
+    report["delegate"] = runner.delegate
+    if not check_int8_against_pytorch(artifact, model, console, report):
+        report.setdefault("failure", "INT8 bounds not met")
 
 
 class _NotWritten(Exception):

@@ -9,12 +9,19 @@ other sizes), so every artifact has one LR size and other sizes run tiled
 The file's I/O is NHWC (what TFLite and its delegates run natively; the
 default) or NCHW; ``ArtifactMetadata.input_shape`` stays the logical NCHW
 shape and ``layout`` says what the file itself takes.
+
+Precisions: fp32, fp16 (float16 weights, float compute) and int8 (static
+quantisation calibrated by a recipe, integer or float I/O; see
+:mod:`sr_export.quantize.tflite_int8`). The runner feeds integer inputs and
+reads integer outputs with the tensors' own scale and zero point, so every
+tool takes float batches whatever the file's I/O type.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import platform
@@ -23,7 +30,8 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -38,9 +46,10 @@ if TYPE_CHECKING:
     import torch
 
     from sr_export.models.loader import LoadedModel
+    from sr_export.quantize.tflite_int8 import QuantizedTflite, TfliteInt8Options
 
 LAYOUTS = ("nhwc", "nchw")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 PROFILE = "tflite"  # the target profile whose first input size is the default shape
 FALLBACK_SHAPE = (64, 64)
 
@@ -49,17 +58,19 @@ FALLBACK_SHAPE = (64, 64)
 class TfliteOptions:
     shape: tuple[int, int]
     layout: str = "nhwc"
-    precision: str = "fp32"  # fp16: weights stored as float16, compute in float32
+    precision: str = "fp32"  # fp16: weights stored as float16, compute in float32; int8: see ``int8``
     rewrite: bool = True
+    int8: TfliteInt8Options | None = None  # calibration recipe, I/O type and scheme; required for int8
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise SrExportError(f"layout '{self.layout}' is not one of {', '.join(LAYOUTS)}")
         if self.precision not in PRECISIONS:
-            raise SrExportError(
-                f"the tflite target converts {', '.join(PRECISIONS)}, not {self.precision} "
-                "(full-integer INT8 needs calibration)"
-            )
+            raise SrExportError(f"the tflite target converts {', '.join(PRECISIONS)}, not {self.precision}")
+        if self.precision == "int8" and self.int8 is None:
+            raise SrExportError("full-integer INT8 needs calibration: give a recipe (sr-export tflite --int8 --calib NAME)")
+        if self.precision != "int8" and self.int8 is not None:
+            raise SrExportError(f"INT8 settings (recipe, I/O type, scheme) apply to int8 files, not {self.precision}")
 
 
 @dataclass(frozen=True)
@@ -80,32 +91,41 @@ def default_shape() -> tuple[int, int]:
     return FALLBACK_SHAPE
 
 
+# File name suffixes: the default INT8 scheme is plain "_int8".
+_INT8_SUFFIXES = {"sr-float": "_int8", "sr-int16": "_int8_a16", "full": "_int8_full"}
+
+
 def default_filename(model: LoadedModel, options: TfliteOptions) -> str:
     height, width = options.shape
-    suffix = "_fp16" if options.precision == "fp16" else ""
+    suffix = {"fp32": "", "fp16": "_fp16"}.get(options.precision, "")
+    if options.int8 is not None:
+        suffix = _INT8_SUFFIXES[options.int8.resolved_scheme]
     return f"{model.info.name}_x{model.info.scale}_{height}x{width}{suffix}.tflite"
 
 
-def convert_tflite(model: LoadedModel, options: TfliteOptions) -> ConvertedTflite:
+def convert_tflite(
+    model: LoadedModel, options: TfliteOptions, *, progress: Callable[[str], Any] | None = None
+) -> ConvertedTflite:
     """Convert ``model`` at ``options.shape``; raises a one-line StageFailed naming what broke."""
-    import torch
-
     from sr_export.rewrites import apply_rewrites
 
     height, width = options.shape
     info = model.info
-    if min(height, width) < info.min_input_size:
-        raise SrExportError(f"--shape {height}x{width} is below {info.name}'s minimum input of {info.min_input_size} px")
-    if model.size_multiple > 1 and (height % model.size_multiple or width % model.size_multiple):
-        raise SrExportError(f"--shape {height}x{width}: {info.name} needs sides in multiples of {model.size_multiple}")
+    _check_shape(model, options.shape, "--shape")
     module, applied = apply_rewrites(model.module.eval(), "tflite", enabled=options.rewrite)
-    sample = torch.rand(1, info.in_channels, height, width) * info.data_range
+    say = progress or (lambda _message: None)
     started = time.perf_counter()
-    flatbuffer = _convert_module(module, sample, options.layout, rewrites_on=options.rewrite)
+    flatbuffer = _convert_at(model, module, options, options.shape)
+    quantized = None
     if options.precision == "fp16":
         flatbuffer = _fp16_weights(flatbuffer)
+    elif options.int8 is not None:
+        quantized = _int8(model, module, flatbuffer, options, say)
+        flatbuffer = quantized.flatbuffer
     seconds = time.perf_counter() - started
     notes = tuple(f"rewrite applied: {entry}" for entry in applied)
+    if quantized is not None:
+        notes += (quantized.summary(),)
     metadata = ArtifactMetadata.for_model(
         model,
         format="tflite",
@@ -113,11 +133,75 @@ def convert_tflite(model: LoadedModel, options: TfliteOptions) -> ConvertedTflit
         precision=options.precision,
         layout=options.layout.upper(),
         input_shape=(1, info.in_channels, height, width),
-        exporter="litert-torch",
+        exporter="litert-torch" if quantized is None else "litert-torch + ai-edge-quantizer",
         verified_sizes=(),
         notes=(*model.notes, *notes),
+        quantization=quantized.details() if quantized is not None else {},
     )
     return ConvertedTflite(flatbuffer, metadata, tuple(applied), seconds, notes)
+
+
+def _check_shape(model: LoadedModel, shape: tuple[int, int], what: str) -> None:
+    height, width = shape
+    info = model.info
+    if min(height, width) < info.min_input_size:
+        raise SrExportError(f"{what} {height}x{width} is below {info.name}'s minimum input of {info.min_input_size} px")
+    if model.size_multiple > 1 and (height % model.size_multiple or width % model.size_multiple):
+        raise SrExportError(f"{what} {height}x{width}: {info.name} needs sides in multiples of {model.size_multiple}")
+
+
+# Float conversions made in this process, by what determines them (see _conversion_key): a
+# conversion costs 15-40 s, and an INT8 file needs one at the recipe's patch size besides its
+# own, which another file of the same run (or a second precision) often already made.
+_CONVERSIONS: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+_CONVERSIONS_KEPT = 4
+
+
+def _convert_at(model: LoadedModel, module: torch.nn.Module, options: TfliteOptions, shape: tuple[int, int]) -> bytes:
+    import torch
+
+    key = _conversion_key(model, options, shape)
+    if key is not None and key in _CONVERSIONS:
+        _CONVERSIONS.move_to_end(key)
+        return _CONVERSIONS[key]
+    sample = torch.rand(1, model.info.in_channels, *shape) * model.info.data_range
+    flatbuffer = _convert_module(module, sample, options.layout, rewrites_on=options.rewrite)
+    if key is not None:
+        _CONVERSIONS[key] = flatbuffer
+        while len(_CONVERSIONS) > _CONVERSIONS_KEPT:
+            _CONVERSIONS.popitem(last=False)
+    return flatbuffer
+
+
+def _conversion_key(model: LoadedModel, options: TfliteOptions, shape: tuple[int, int]) -> tuple[Any, ...] | None:
+    """Model (request and weights checksum), size, layout and rewrites; None for weights without a checksum."""
+    if not model.weights_sha256 or model.random_init:
+        return None
+    request = {k: v for k, v in model.request.to_dict().items() if k != "weights"}
+    return (json.dumps(request, sort_keys=True, default=str), model.weights_sha256, tuple(shape),
+            options.layout, options.rewrite)
+
+
+def _int8(
+    model: LoadedModel, module: torch.nn.Module, flatbuffer: bytes, options: TfliteOptions, say: Callable[[str], Any]
+) -> QuantizedTflite:
+    """Calibrate on the recipe's patches (through a conversion at their size), then quantise ``flatbuffer``."""
+    from sr_export.quantize.tflite_int8 import calibrate_model, quantize_converted
+
+    settings = options.int8
+    assert settings is not None
+    recipe = settings.recipe
+
+    def convert_at(shape: tuple[int, int]) -> bytes:
+        if shape == options.shape:
+            return flatbuffer
+        say(f"converting at the recipe's {shape[0]}x{shape[1]} patch size for calibration")
+        return _convert_at(model, module, options, shape)
+
+    say(f"calibrating ({recipe.summary()})")
+    ranges, calibration_shape = calibrate_model(model, convert_at, recipe, options.layout)
+    say(f"quantising with ai-edge-quantizer ({settings.resolved_scheme}, {settings.io} I/O)")
+    return quantize_converted(flatbuffer, ranges, settings, model.info.data_range, calibration_shape)
 
 
 def write_tflite(converted: ConvertedTflite, path: Path) -> Artifact:
@@ -131,13 +215,13 @@ def write_tflite(converted: ConvertedTflite, path: Path) -> Artifact:
 
 
 def _convert_module(module: torch.nn.Module, sample: torch.Tensor, layout: str, *, rewrites_on: bool) -> bytes:
-    with _quiet_converter():
+    with quiet_litert():
         litert_torch = _import_litert_torch()
     if layout == "nhwc":
         module = litert_torch.to_channel_last_io(module, args=[0], outputs=[0])
         sample = sample.permute(0, 2, 3, 1).contiguous()
     try:
-        with _quiet_converter():
+        with quiet_litert():
             edge_model = litert_torch.convert(module.eval(), (sample,))
             return bytes(edge_model.model_content())
     except Exception as exc:  # the converter raises many types; all mean the same to the user
@@ -158,7 +242,7 @@ def _fp16_weights(flatbuffer: bytes) -> bytes:
         algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING,
     )
     try:
-        with _quiet_converter():
+        with quiet_litert():
             result = tool.quantize(enable_progress_report=False)
     except Exception as exc:
         raise StageFailed("convert", f"casting the weights to float16: {first_line(exc)}") from exc
@@ -234,7 +318,7 @@ def _search(pattern: str, text: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _quiet_converter() -> Iterator[None]:
+def quiet_litert() -> Iterator[None]:
     """Keep litert-torch's and LiteRT's chatter (progress lines, C++ logs, library warnings) off the terminal.
 
     Their C++ parts write to file descriptors 1 and 2 directly, so those are
@@ -292,23 +376,39 @@ def interpreter_class() -> Any:
 
 
 class TfliteRunner:
-    """One fixed-size TFLite model on the CPU, XNNPACK on (the interpreter's default delegate)."""
+    """One fixed-size TFLite model on the CPU, XNNPACK on (the interpreter's default delegate).
+
+    Files XNNPACK refuses to prepare (it takes some integer graphs it then
+    cannot build, e.g. a requantisation scale beyond its range) run on LiteRT's
+    built-in kernels instead; ``delegate`` and the runner's name say which.
+    Integer I/O is fed and read with the tensors' own scale and zero point.
+    """
 
     def __init__(self, artifact: Artifact, threads: int | None = None) -> None:
-        interpreter = interpreter_class()
+        self.delegate, self.fallback_reason = "xnnpack", ""
         try:
-            with _quiet_converter():
-                self._interpreter = interpreter(model_path=str(artifact.path), num_threads=threads or None)
-                self._interpreter.allocate_tensors()
+            self._interpreter = _open_interpreter(artifact.path, threads, xnnpack=True)
         except Exception as exc:
-            raise SrExportError(f"LiteRT cannot load {artifact.path}: {first_line(exc)}") from exc
+            self.delegate, self.fallback_reason = "builtin", first_line(exc)
+            try:
+                self._interpreter = _open_interpreter(artifact.path, threads, xnnpack=False)
+            except Exception as retry:
+                raise SrExportError(f"LiteRT cannot load {artifact.path}: {first_line(retry)}") from retry
         inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise SrExportError(f"{artifact.path} has {len(inputs)} inputs and {len(outputs)} outputs; an SR model has one each")
         self._input, self._output = inputs[0], outputs[0]
         self.channels_last = artifact.metadata.layout.upper() == "NHWC"
         self.threads = threads
-        self.name = f"tflite-xnnpack {artifact.metadata.precision}"
+        meta = artifact.metadata
+        io = np.dtype(self._input["dtype"]).name
+        precision = meta.precision if meta.precision != "int8" else f"int8 {meta.quantization.get('scheme', '')}".strip()
+        self.name = f"tflite-{self.delegate} {precision}" + (f" ({io} I/O)" if io != "float32" else "")
+
+    @property
+    def io_details(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The interpreter's own input and output details (dtype, shape, quantization)."""
+        return dict(self._input), dict(self._output)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         expected = tuple(int(d) for d in self._input["shape"])
@@ -322,13 +422,45 @@ class TfliteRunner:
                     f"({'NHWC' if self.channels_last else 'NCHW'}); open it with sr_export.targets.open_runner, which tiles"
                 )
             try:
-                self._interpreter.set_tensor(self._input["index"], np.ascontiguousarray(fed))
+                self._interpreter.set_tensor(self._input["index"], quantize_for(fed, self._input))
                 self._interpreter.invoke()
-                out = self._interpreter.get_tensor(self._output["index"])
+                out = dequantize_from(self._interpreter.get_tensor(self._output["index"]), self._output)
             except Exception as exc:
                 raise StageFailed("check", f"LiteRT failed on a {'x'.join(map(str, fed.shape))} input: {first_line(exc)}") from exc
-            outputs.append(out.transpose(0, 3, 1, 2) if self.channels_last else out.copy())
+            outputs.append(out.transpose(0, 3, 1, 2) if self.channels_last else out)
         return np.concatenate(outputs, axis=0)
+
+
+def _open_interpreter(path: Path, threads: int | None, *, xnnpack: bool) -> Any:
+    interpreter = interpreter_class()
+    options: dict[str, Any] = {}
+    if not xnnpack:
+        from ai_edge_litert.interpreter import OpResolverType
+
+        options["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    with quiet_litert():
+        opened = interpreter(model_path=str(path), num_threads=threads or None, **options)
+        opened.allocate_tensors()
+    return opened
+
+
+def quantize_for(values: np.ndarray, details: Mapping[str, Any]) -> np.ndarray:
+    """Float values as an input tensor takes them: unchanged for float, q = round(x / scale) + zero_point else."""
+    dtype = np.dtype(details["dtype"])
+    if dtype.kind == "f":
+        return np.ascontiguousarray(values, dtype)
+    scale, zero_point = details["quantization"]
+    limits = np.iinfo(dtype)
+    quantized = np.rint(values.astype(np.float64) / scale) + zero_point
+    return np.ascontiguousarray(np.clip(quantized, limits.min, limits.max).astype(dtype))
+
+
+def dequantize_from(values: np.ndarray, details: Mapping[str, Any]) -> np.ndarray:
+    """An output tensor as float32: (q - zero_point) * scale for integer outputs (a copy either way)."""
+    if np.dtype(details["dtype"]).kind == "f":
+        return np.array(values, np.float32)
+    scale, zero_point = details["quantization"]
+    return ((values.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)).astype(np.float32)
 
 
 class TfliteTarget(Target):
@@ -361,14 +493,24 @@ class TfliteTarget(Target):
     ) -> Artifact:
         """Convert at ``shape`` (default: the tflite profile's first size) into the folder ``output``.
 
-        ``options``: ``layout`` ("nhwc"/"nchw") and ``rewrite`` (bool).
+        ``options``: ``layout`` ("nhwc"/"nchw") and ``rewrite`` (bool); for
+        int8, ``calibration`` (recipe name or path, default "default"),
+        ``int8_io`` and ``int8_scheme`` (see :mod:`sr_export.quantize.tflite_int8`).
         """
         settings = dict(options or {})
+        int8 = None
+        if precision == "int8":
+            from sr_export.quantize.recipes import load_recipe
+            from sr_export.quantize.tflite_int8 import DEFAULT_IO, TfliteInt8Options
+
+            int8 = TfliteInt8Options(load_recipe(str(settings.get("calibration", "default"))),
+                                     io=str(settings.get("int8_io", DEFAULT_IO)), scheme=settings.get("int8_scheme"))
         tflite_options = TfliteOptions(
             shape=shape or default_shape(),
             layout=str(settings.get("layout", "nhwc")).lower(),
             precision=precision,
             rewrite=bool(settings.get("rewrite", True)),
+            int8=int8,
         )
         converted = convert_tflite(model, tflite_options)
         return write_tflite(converted, Path(output) / default_filename(model, tflite_options))
