@@ -75,6 +75,46 @@ class TfliteRanges:
         return result
 
 
+def _cache_path(key: Mapping[str, Any]) -> Any:
+    import hashlib
+    import json
+
+    from sr_export.quantize.statistics import cache_folder
+
+    digest = hashlib.sha256(json.dumps({"v": 1, **key}, sort_keys=True).encode()).hexdigest()[:24]
+    return cache_folder() / f"{digest}-tflite.json"
+
+
+def load_cached_ranges(key: Mapping[str, Any]) -> tuple[TfliteRanges, tuple[int, int]] | None:
+    """Ranges (and the patch shape they were measured at) cached under ``key``; None when absent or damaged."""
+    import json
+
+    path = _cache_path(key)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        ranges = TfliteRanges(
+            {k: (float(lo), float(hi)) for k, (lo, hi) in data["ranges"].items()}, str(data["method"]),
+            int(data["patches"]), {k: (float(lo), float(hi)) for k, (lo, hi) in data["extremes"].items()})
+        height, width = data["calibration_shape"]
+        return ranges, (int(height), int(width))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # measured again and overwritten
+
+
+def save_ranges(key: Mapping[str, Any], ranges: TfliteRanges, calibration_shape: tuple[int, int]) -> None:
+    """Cache ``ranges`` next to the ONNX statistics (``$SR_EXPORT_CACHE/int8-statistics``)."""
+    from sr_export.io import write_json_atomic
+
+    write_json_atomic(_cache_path(key), {
+        "key": dict(key), "method": ranges.method, "patches": ranges.patches,
+        "calibration_shape": list(calibration_shape),
+        "ranges": {k: list(v) for k, v in ranges.ranges.items()},
+        "extremes": {k: list(v) for k, v in ranges.extremes.items()},
+    })
+
+
 def nhwc_batches(batches: Sequence[np.ndarray], layout: str) -> list[np.ndarray]:
     """(1, C, H, W) batches as the file takes them."""
     if layout.lower() == "nchw":

@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,42 +149,37 @@ def _check_shape(model: LoadedModel, shape: tuple[int, int], what: str) -> None:
         raise SrExportError(f"{what} {height}x{width}: {info.name} needs sides in multiples of {model.size_multiple}")
 
 
-# Float conversions made in this process, by what determines them (see _conversion_key): a
-# conversion costs 15-40 s, and an INT8 file needs one at the recipe's patch size besides its
-# own, which another file of the same run (or a second precision) often already made.
-_CONVERSIONS: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
-_CONVERSIONS_KEPT = 4
-
-
 def _convert_at(model: LoadedModel, module: torch.nn.Module, options: TfliteOptions, shape: tuple[int, int]) -> bytes:
     import torch
 
-    key = _conversion_key(model, options, shape)
-    if key is not None and key in _CONVERSIONS:
-        _CONVERSIONS.move_to_end(key)
-        return _CONVERSIONS[key]
     sample = torch.rand(1, model.info.in_channels, *shape) * model.info.data_range
-    flatbuffer = _convert_module(module, sample, options.layout, rewrites_on=options.rewrite)
-    if key is not None:
-        _CONVERSIONS[key] = flatbuffer
-        while len(_CONVERSIONS) > _CONVERSIONS_KEPT:
-            _CONVERSIONS.popitem(last=False)
-    return flatbuffer
+    return _convert_module(module, sample, options.layout, rewrites_on=options.rewrite)
 
 
-def _conversion_key(model: LoadedModel, options: TfliteOptions, shape: tuple[int, int]) -> tuple[Any, ...] | None:
-    """Model (request and weights checksum), size, layout and rewrites; None for weights without a checksum."""
-    if not model.weights_sha256 or model.random_init:
+def _ranges_key(model: LoadedModel, options: TfliteOptions) -> dict[str, Any] | None:
+    """What determines INT8 calibration ranges: model and weights, layout, rewrites, recipe, converter.
+
+    None for weights without a checksum (random init, a module built in code): nothing to key them by.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    if not model.weights_sha256 or model.random_init or options.int8 is None:
         return None
+    try:
+        converter = version("litert-torch")
+    except PackageNotFoundError:
+        converter = "unknown"
     request = {k: v for k, v in model.request.to_dict().items() if k != "weights"}
-    return (json.dumps(request, sort_keys=True, default=str), model.weights_sha256, tuple(shape),
-            options.layout, options.rewrite)
+    return {"model": json.loads(json.dumps(request, default=str)), "weights": model.weights_sha256,
+            "layout": options.layout, "rewrite": options.rewrite, "recipe": options.int8.recipe.statistics_key(),
+            "litert_torch": converter}
 
 
 def _int8(
     model: LoadedModel, module: torch.nn.Module, flatbuffer: bytes, options: TfliteOptions, say: Callable[[str], Any]
 ) -> QuantizedTflite:
     """Calibrate on the recipe's patches (through a conversion at their size), then quantise ``flatbuffer``."""
+    from sr_export.quantize.tflite_calibration import load_cached_ranges, save_ranges
     from sr_export.quantize.tflite_int8 import calibrate_model, quantize_converted
 
     settings = options.int8
@@ -198,8 +192,16 @@ def _int8(
         say(f"converting at the recipe's {shape[0]}x{shape[1]} patch size for calibration")
         return _convert_at(model, module, options, shape)
 
-    say(f"calibrating ({recipe.summary()})")
-    ranges, calibration_shape = calibrate_model(model, convert_at, recipe, options.layout)
+    key = _ranges_key(model, options)
+    cached = load_cached_ranges(key) if key is not None else None
+    if cached is not None:
+        ranges, calibration_shape = cached
+        say(f"calibration ranges from the cache ({recipe.name})")
+    else:
+        say(f"calibrating ({recipe.summary()})")
+        ranges, calibration_shape = calibrate_model(model, convert_at, recipe, options.layout)
+        if key is not None:
+            save_ranges(key, ranges, calibration_shape)
     say(f"quantising with ai-edge-quantizer ({settings.resolved_scheme}, {settings.io} I/O)")
     return quantize_converted(flatbuffer, ranges, settings, model.info.data_range, calibration_shape)
 

@@ -3,8 +3,7 @@
 E-RFDN x4 (official weights), the model the issue names, is converted to a
 float file once at 32x32 and calibrated once with a tiny recipe whose patches
 have that size; every scheme and I/O type is quantised from those. The
-command line is run once end to end on the same model and size, so it finds
-that conversion in the process's conversion cache (another would cost ~20 s).
+command line is run once end to end on the same model and size.
 """
 
 from __future__ import annotations
@@ -23,6 +22,8 @@ from sr_export.artifacts import Artifact  # noqa: E402
 from sr_export.checks.parity import INT8_MIN_OUTPUT_PSNR_DB, output_difference  # noqa: E402
 from sr_export.errors import SrExportError  # noqa: E402
 from sr_export.quantize.recipes import load_recipe  # noqa: E402
+from sr_export.quantize.statistics import cache_folder  # noqa: E402
+from sr_export.quantize.tflite_calibration import load_cached_ranges, save_ranges  # noqa: E402
 from sr_export.quantize.tflite_graph import TfliteGraph  # noqa: E402
 from sr_export.quantize.tflite_int8 import (  # noqa: E402
     QuantizedTflite,
@@ -327,6 +328,24 @@ def test_sr_export_tflite_int8_writes_a_file_checked_by_int8_bounds(sr_export_cl
     assert (quantization["io"], quantization["scheme"], quantization["recipe"]["name"]) == ("int8", "sr-float", "tiny32")
     assert quantization["io_quantization"]["input"] == {"dtype": "int8", "scale": 1.0, "zero_point": -128}
     assert "wrote" in err
+    # The calibration is cached by weights + recipe + layout + converter: a second file skips it.
+    assert list(cache_folder().glob("*-tflite.json"))
+
+
+def test_calibration_ranges_round_trip_through_the_cache_and_a_damaged_entry_is_ignored(erfdn, float_file,
+                                                                                        tiny_recipe):
+    ranges, shape = calibrate_model(erfdn, lambda _shape: float_file.path.read_bytes(), tiny_recipe, "nhwc")
+    key = {"model": "erfdn", "recipe": tiny_recipe.statistics_key(), "test": "round-trip"}
+    assert load_cached_ranges(key) is None
+    save_ranges(key, ranges, shape)
+    again, again_shape = load_cached_ranges(key)
+    assert again == ranges and again_shape == shape
+    assert load_cached_ranges({**key, "recipe": "other"}) is None
+    entries = set(cache_folder().glob("*-tflite.json"))
+    save_ranges({**key, "test": "damaged"}, ranges, shape)
+    (damaged,) = set(cache_folder().glob("*-tflite.json")) - entries
+    damaged.write_text("{not json", encoding="utf-8")
+    assert load_cached_ranges({**key, "test": "damaged"}) is None
 
 
 @pytest.mark.parametrize(
