@@ -9,7 +9,16 @@ installed tool never reads a stray checkout.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Any
+
+from sr_export.errors import SrExportError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _KINDS = {
@@ -33,3 +42,27 @@ def list_resources(kind: str, suffix: str = ".toml") -> dict[str, Path]:
     if not folder.is_dir():
         return {}
     return {p.stem: p for p in sorted(folder.glob(f"*{suffix}"))}
+
+
+def read_toml_resource(name_or_path: str | Path, kind: str, *, what: str, named: str | None = None,
+                       known_as: str = "known") -> tuple[dict[str, Any], Path]:
+    """The parsed file and its path: a ``.toml`` path as given, else the bundled ``kind`` file of that name.
+
+    Errors are one line naming ``what`` (e.g. "calibration recipe"; ``named``
+    where users call it otherwise by name, e.g. "target") and, for an unknown
+    name, the names there are (``known_as`` labels that list).
+    """
+    path = Path(name_or_path)
+    if path.suffix == ".toml" and not path.is_file():
+        raise SrExportError(f"{what} {path} does not exist")
+    if path.suffix != ".toml":
+        available = {n: p for n, p in list_resources(kind).items() if not n.startswith("_")}
+        if str(name_or_path) not in available:
+            names = ", ".join(sorted(available)) or "none"
+            raise SrExportError(f"unknown {named or what} '{name_or_path}'; {known_as}: {names} "
+                                "(or a path to a .toml file)")
+        path = available[str(name_or_path)]
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8")), path
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SrExportError(f"cannot read {what} {path}: {exc}") from exc

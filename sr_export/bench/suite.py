@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +17,8 @@ from typing import Any
 from sr_export import __version__
 from sr_export.bench.history import RunRecord
 from sr_export.errors import SrExportError
-from sr_export.resources import list_resources
+from sr_export.resources import read_toml_resource
 from sr_export.targets.profiles import TargetProfile, parse_size
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 @dataclass(frozen=True)
@@ -47,16 +41,10 @@ class Suite:
 
 
 def load_suite(name_or_path: str) -> Suite:
-    path = Path(name_or_path)
-    if not (path.suffix == ".toml" and path.is_file()):
-        suites = list_resources("suites")
-        if name_or_path not in suites:
-            raise SrExportError(f"unknown suite '{name_or_path}'; known: {', '.join(sorted(suites)) or 'none'}")
-        path = suites[name_or_path]
+    data, path = read_toml_resource(name_or_path, "suites", what="suite")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
         models = tuple(SuiteModel(**entry) for entry in data["models"])
-    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise SrExportError(f"cannot read suite {path}: {type(exc).__name__}: {exc}") from exc
     speed, evaluation = data.get("speed", {}), data.get("eval", {})
     channels, height, width = (int(v) for v in data.get("profile", {}).get("input", "3x256x256").split("x"))

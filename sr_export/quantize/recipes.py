@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sr_export.errors import SrExportError
-from sr_export.resources import list_resources
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from sr_export.resources import list_resources, read_toml_resource
 
 DEFAULT_RECIPE = "default"
 METHODS = ("minmax", "percentile", "entropy")
@@ -117,17 +111,7 @@ def available_recipes() -> dict[str, Path]:
 
 def load_recipe(name_or_path: str | Path) -> CalibrationRecipe:
     """A recipe by name (``calibration/<name>.toml``) or from a .toml file."""
-    path = Path(name_or_path)
-    if not (path.suffix == ".toml" and path.is_file()):
-        recipes = available_recipes()
-        if str(name_or_path) not in recipes:
-            known = ", ".join(sorted(recipes)) or "none"
-            raise SrExportError(f"unknown calibration recipe '{name_or_path}'; known: {known} (or a path to a .toml file)")
-        path = recipes[str(name_or_path)]
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SrExportError(f"cannot read calibration recipe {path}: {exc}") from exc
+    data, path = read_toml_resource(name_or_path, "calibration", what="calibration recipe")
     return recipe_from_dict(data, source=path)
 
 

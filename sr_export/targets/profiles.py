@@ -9,18 +9,12 @@ than the ones the user wrote down.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sr_export.errors import SrExportError
 from sr_export.resources import list_resources
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
 
 DEFAULT_PROFILE = "cpu"
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -129,19 +123,10 @@ def resource_template() -> Path:
 
 
 def load_profile(name_or_path: str | Path) -> TargetProfile:
-    path = Path(name_or_path)
-    if not (path.suffix == ".toml" and path.is_file()):
-        if path.suffix == ".toml":
-            raise SrExportError(f"target profile {path} does not exist")
-        profiles = available_profiles()
-        if str(name_or_path) not in profiles:
-            known = ", ".join(sorted(profiles)) or "none"
-            raise SrExportError(f"unknown target '{name_or_path}'; known targets: {known} (or a path to a .toml profile)")
-        path = profiles[str(name_or_path)]
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise SrExportError(f"cannot read target profile {path}: {exc}") from exc
+    from sr_export.resources import read_toml_resource
+
+    data, path = read_toml_resource(name_or_path, "targets", what="target profile", named="target",
+                                    known_as="known targets")
     return profile_from_dict(data, source=path)
 
 
