@@ -16,8 +16,8 @@ export SR_EXPORT_WEIGHTS_DIR ?= $(SHARED)/weights
 # TensorRT API names are checked against the real Python bindings of JetPack 6's
 # release (10.3) and the newest 11.x; names only TensorRT 10 has live in one module.
 TRT_API_NAMES ?= $(SHARED)/tools/trt-api-names
-TRT_COMMON = $(filter-out $(TRT_10_ONLY),$(wildcard sr_export/targets/tensorrt*.py))
-TRT_10_ONLY := sr_export/targets/tensorrt_implicit.py
+TRT_COMMON = $(filter-out $(TRT_10_ONLY),$(wildcard sr_export/runtimes/tensorrt/*.py))
+TRT_10_ONLY := sr_export/runtimes/tensorrt/implicit.py
 
 .PHONY: demo test install clean trt-api-check ci-deps
 

@@ -14,15 +14,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from sr_export.checks.inputs import builtin_parity_inputs
 from sr_export.checks.parity import run_parity
 from sr_export.cli.common import sizes_argument
+from sr_export.data.parity_inputs import builtin_parity_inputs
 from sr_export.export.fp16 import save_fp16
 from sr_export.export.onnx import ExportOptions, save_export
 from sr_export.models.loader import ModelRequest, load_model
 from sr_export.models.registry import zoo
-from sr_export.targets.onnxruntime import OnnxRuntimeTarget
-from sr_export.targets.pytorch import PyTorchRunner
+from sr_export.runtimes.onnxruntime import OnnxRuntimeTarget
+from sr_export.runtimes.pytorch import PyTorchRunner
 
 NOTE = ("ONNX Runtime's CPU provider computes FP16-typed operators in FP32 between FP16 tensors (it inserts casts), so this measures FP16 weights and FP16 rounding of every intermediate tensor, not FP16 accumulation inside GPU kernels. Official weights where the zoo has them; else random initialisation.")
 

@@ -23,7 +23,7 @@ from sr_export.models.loader import ModelRequest, load_model
 from sr_export.quantize.calibration_data import check_no_overlap
 from sr_export.quantize.qdq import artifact_statistics, load_float_proto, quantize_onnx
 from sr_export.quantize.recipes import load_recipe
-from sr_export.targets import open_runner
+from sr_export.runtimes.open import open_runner
 
 
 def main() -> None:

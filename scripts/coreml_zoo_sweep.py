@@ -15,13 +15,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from sr_export.checks.inputs import builtin_parity_inputs
 from sr_export.checks.parity import run_parity, tolerance_for
 from sr_export.cli.coreml_cli import range_argument
+from sr_export.data.parity_inputs import builtin_parity_inputs
 from sr_export.models.loader import ModelRequest, load_model
 from sr_export.models.registry import zoo
-from sr_export.targets.coreml import CoreMLOptions, CoreMLTarget, InputSizes, convert_model, package_size, write_package
-from sr_export.targets.pytorch import PyTorchRunner
+from sr_export.runtimes.coreml import CoreMLTarget
+from sr_export.runtimes.coreml.convert import convert_model
+from sr_export.runtimes.coreml.options import CoreMLOptions
+from sr_export.runtimes.coreml.package import package_size, write_package
+from sr_export.runtimes.coreml.sizes import InputSizes
+from sr_export.runtimes.pytorch import PyTorchRunner
 
 
 def main() -> None:

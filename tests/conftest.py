@@ -68,7 +68,7 @@ def exported_official(official_model, tmp_path_factory: pytest.TempPathFactory):
     """Export an official model to ONNX once per session; returns the Artifact."""
     import onnx
 
-    from sr_export.artifacts import Artifact
+    from sr_export.core.artifacts import Artifact
     from sr_export.export.onnx import export_onnx
 
     folder = tmp_path_factory.mktemp("onnx")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sr_export.errors import SrExportError
-from sr_export.io import atomic_path, write_json_atomic, write_text_atomic
+from sr_export.core.errors import SrExportError
+from sr_export.core.io import atomic_path, write_json_atomic, write_text_atomic
 
 
 def test_written_files_get_normal_permissions(tmp_path: Path) -> None:

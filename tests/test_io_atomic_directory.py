@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sr_export.errors import SrExportError
-from sr_export.io import atomic_directory
+from sr_export.core.errors import SrExportError
+from sr_export.core.io import atomic_directory
 
 
 def test_a_finished_folder_replaces_the_old_one(tmp_path) -> None:

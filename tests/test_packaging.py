@@ -45,7 +45,7 @@ def test_installed_wheel_finds_its_bundled_profiles(wheel: Path, tmp_path: Path)
     zipfile.ZipFile(wheel).extractall(target)
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        "from sr_export.resources import resource_dir;"
+        "from sr_export.core.resources import resource_dir;"
         "from sr_export.targets.profiles import load_profile;"
         "print(resource_dir('targets')); print(load_profile('cpu').backend)"
     )

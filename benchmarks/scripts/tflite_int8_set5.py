@@ -28,19 +28,20 @@ from typing import Any
 
 import numpy as np
 
-from sr_export.artifacts import Artifact
 from sr_export.bench.evaluate import EvalReport, evaluate
 from sr_export.bench.speed import measure
 from sr_export.checks.parity import output_difference
+from sr_export.core.artifacts import Artifact
 from sr_export.data.datasets import load_dataset
 from sr_export.models.loader import ModelRequest, load_model
 from sr_export.quantize.calibration_data import check_no_overlap
 from sr_export.quantize.recipes import load_recipe
-from sr_export.quantize.tflite_int8 import QuantizedTflite, TfliteInt8Options, calibrate_model, quantize_converted
-from sr_export.targets import open_runner
+from sr_export.runtimes.open import open_runner
+from sr_export.runtimes.pytorch import PyTorchRunner
+from sr_export.runtimes.tflite.convert import TfliteOptions, convert_tflite, write_tflite
+from sr_export.runtimes.tflite.int8 import QuantizedTflite, TfliteInt8Options, calibrate_model, quantize_converted
+from sr_export.runtimes.tflite.runner import TfliteRunner
 from sr_export.targets.profiles import parse_size
-from sr_export.targets.pytorch import PyTorchRunner
-from sr_export.targets.tflite import TfliteOptions, TfliteRunner, convert_tflite, write_tflite
 
 
 def _version(package: str) -> str:

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from sr_export.checks.inputs import builtin_parity_inputs
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
+from sr_export.data.parity_inputs import builtin_parity_inputs
 from sr_export.models.loader import ModelRequest, load_model
 from sr_export.models.registry import zoo
+from sr_export.runtimes.pytorch import PyTorchRunner
+from sr_export.runtimes.tflite.convert import TfliteOptions, convert_tflite, write_tflite
+from sr_export.runtimes.tflite.runner import TfliteRunner
 from sr_export.targets.profiles import parse_size
-from sr_export.targets.pytorch import PyTorchRunner
-from sr_export.targets.tflite import TfliteOptions, TfliteRunner, convert_tflite, write_tflite
 
 
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float) -> float:

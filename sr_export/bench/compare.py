@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sr_export.bench.history import RunRecord
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 
 
 @dataclass(frozen=True)

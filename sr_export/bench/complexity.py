@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 
 COUNTED_ACTIVATIONS = (nn.ReLU, nn.PReLU, nn.ELU, nn.LeakyReLU, nn.ReLU6)
 COUNTED_CONVS = (nn.Conv2d, nn.ConvTranspose2d)

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from sr_export.bench.metrics import QualityScores, mean_scores, score
+from sr_export.core.errors import SrExportError
+from sr_export.core.model_info import ModelInfo
 from sr_export.data.datasets import ImagePair
 from sr_export.data.tensors import batch_to_image, image_to_batch
-from sr_export.errors import SrExportError
-from sr_export.models.loader import ModelInfo
-from sr_export.targets.base import Runner
+from sr_export.runtimes.base import Runner
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 
 SCHEMA_VERSION = 1
 _SCHEMA = """

@@ -31,12 +31,12 @@ from typing import Any
 import numpy as np
 
 from sr_export.bench.metrics import psnr, shave, ssim
+from sr_export.core.errors import SrExportError
+from sr_export.core.model_info import ModelInfo
 from sr_export.data.color import to_uint8, y_channel
 from sr_export.data.datasets import ImagePair
 from sr_export.data.matlab_resize import downscale, upscale
-from sr_export.errors import SrExportError
-from sr_export.models.loader import ModelInfo
-from sr_export.targets.base import Runner
+from sr_export.runtimes.base import Runner
 
 PROTOCOL = (
     "IDN authors' MATLAB test: HR Y (rgb2ycbcr, uint8) / 255 -> float bicubic LR (no rounding) -> model (Y) "

@@ -16,15 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from sr_export.artifacts import Artifact
 from sr_export.bench.evaluate import EvalReport, super_resolve
 from sr_export.bench.metrics import mean_scores, psnr, score
 from sr_export.bench.speed import SpeedReport
+from sr_export.core.artifacts import Artifact
+from sr_export.core.io import atomic_path
+from sr_export.core.model_info import ModelInfo
 from sr_export.data.datasets import ImagePair
-from sr_export.io import atomic_path
-from sr_export.models.loader import ModelInfo
 from sr_export.quantize.sensitivity import LayerSensitivity
-from sr_export.targets.base import Runner
+from sr_export.runtimes.base import Runner
 
 
 @dataclass(frozen=True)

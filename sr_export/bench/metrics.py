@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from sr_export.core.errors import SrExportError
 from sr_export.data.color import y_channel
-from sr_export.errors import SrExportError
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ e.g. ``Mod`` in pad-to-a-multiple code), ONNX Runtime runs the graph once on a
 zero input to read the values of the folded shape tensors, which are put in
 as constants before inferring again; whatever is still unknown is read from a
 second run that returns those tensors. Shapes are never guessed: if one stays
-unknown the count fails with :class:`~sr_export.errors.SrExportError`.
+unknown the count fails with :class:`~sr_export.core.errors.SrExportError`.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ from typing import Any
 
 import onnx
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 
 Shape = tuple[int, ...]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sr_export.io import atomic_path
+from sr_export.core.io import atomic_path
 
 
 def latency_chart(

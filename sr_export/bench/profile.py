@@ -15,7 +15,7 @@ import onnx
 
 from sr_export.bench.complexity import AimCount, count_aim
 from sr_export.bench.onnx_count import GraphCount, count_onnx
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 from sr_export.models.loader import LoadedModel
 
 

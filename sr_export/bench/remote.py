@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 from sr_export.targets.profiles import DeviceAccess
 
 RUNNER = Path(__file__).with_name("device_runner.py")

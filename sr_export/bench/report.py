@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sr_export.bench.history import RunRecord
-from sr_export.io import atomic_path, write_text_atomic
+from sr_export.core.io import atomic_path, write_text_atomic
 
 
 def latest_per_model_and_target(runs: Sequence[RunRecord]) -> list[RunRecord]:

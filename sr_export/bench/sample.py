@@ -11,8 +11,8 @@ import io
 
 import numpy as np
 
-from sr_export.models.loader import ModelInfo
-from sr_export.targets.base import Runner
+from sr_export.core.model_info import ModelInfo
+from sr_export.runtimes.base import Runner
 
 SAMPLE_IMAGE = "chelsea"
 SAMPLE_HR = 144  # divisible by 2, 3 and 4

@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from sr_export.core.model_info import ModelInfo
 from sr_export.data.images import builtin_image
 from sr_export.data.matlab_resize import imresize
 from sr_export.data.tensors import image_to_batch
-from sr_export.models.loader import ModelInfo
-from sr_export.targets.base import Runner
+from sr_export.runtimes.base import Runner
 
 
 @dataclass(frozen=True)

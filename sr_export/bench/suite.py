@@ -16,9 +16,10 @@ from typing import Any
 
 from sr_export import __version__
 from sr_export.bench.history import RunRecord
-from sr_export.errors import SrExportError
-from sr_export.resources import read_toml_resource
-from sr_export.targets.profiles import TargetProfile, parse_size
+from sr_export.core.errors import SrExportError
+from sr_export.core.resources import read_toml_resource
+from sr_export.core.sizes import parse_size
+from sr_export.targets.profiles import TargetProfile
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def device_runtime(profile: TargetProfile) -> str:
     if profile.backend == "tensorrt" and profile.access.is_remote:
         return "trtexec"  # the board builds the engine from the ONNX file; nothing TensorRT is needed here
     profile.require_backend()
-    from sr_export.targets import get_target
+    from sr_export.runtimes.registry import get_target
 
     target = get_target(profile.backend)
     if profile.precision not in target.precisions:
@@ -147,7 +148,7 @@ def tool_git_commit() -> str | None:
 
 
 def _sha256(path: Path) -> str:
-    from sr_export.io import content_sha256
+    from sr_export.core.io import content_sha256
 
     return content_sha256(path)
 
@@ -175,20 +176,21 @@ def run_model(
 
     import onnx
 
-    from sr_export.artifacts import Artifact
     from sr_export.bench.evaluate import evaluate
     from sr_export.bench.profile import profile_model
     from sr_export.bench.remote import job_document, run_on_device
     from sr_export.bench.sample import render_sample
     from sr_export.bench.speed import measure
-    from sr_export.checks.inputs import builtin_parity_inputs
     from sr_export.checks.parity import run_parity
+    from sr_export.core.artifacts import Artifact
+    from sr_export.core.io import atomic_path
     from sr_export.data.datasets import load_dataset
+    from sr_export.data.parity_inputs import builtin_parity_inputs
     from sr_export.export.onnx import ExportOptions, default_filename, export_onnx
-    from sr_export.io import atomic_path
     from sr_export.models.loader import ModelRequest, load_model
-    from sr_export.targets import get_target, open_runner
-    from sr_export.targets.pytorch import PyTorchRunner
+    from sr_export.runtimes.open import open_runner
+    from sr_export.runtimes.pytorch import PyTorchRunner
+    from sr_export.runtimes.registry import get_target
 
     runtime = device_runtime(profile)
     cache = cache if cache is not None else {}

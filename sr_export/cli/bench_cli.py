@@ -9,7 +9,7 @@ from typing import Any
 
 from sr_export import __version__
 from sr_export.cli import common, harness_cli, int8_cli
-from sr_export.errors import CheckFailed, SrExportError
+from sr_export.core.errors import CheckFailed, SrExportError
 
 DEFAULT_OUT_DIR = Path("sr-bench-out")
 
@@ -135,9 +135,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _runner_for_eval(args: argparse.Namespace, console: Any) -> tuple[Any, Any]:
-    from sr_export.artifacts import open_artifact
-    from sr_export.targets import open_runner
-    from sr_export.targets.pytorch import PyTorchRunner
+    from sr_export.runtimes.open import open_artifact, open_runner
+    from sr_export.runtimes.pytorch import PyTorchRunner
 
     if args.artifact is None and args.model is None:
         raise SrExportError("give --artifact FILE or --model NAME (with --weights) to evaluate")
@@ -156,14 +155,14 @@ def _runner_for_eval(args: argparse.Namespace, console: Any) -> tuple[Any, Any]:
 def cmd_speed(args: argparse.Namespace) -> int:
     import tempfile
 
-    from sr_export.artifacts import open_artifact
     from sr_export.bench.speed import measure
     from sr_export.cli.tables import speed_table
     from sr_export.export.onnx import save_export
     from sr_export.models.loader import ModelRequest, load_model
-    from sr_export.targets import get_target, open_runner
+    from sr_export.runtimes.open import open_artifact, open_runner
+    from sr_export.runtimes.pytorch import PyTorchRunner
+    from sr_export.runtimes.registry import get_target
     from sr_export.targets.profiles import load_profile
-    from sr_export.targets.pytorch import PyTorchRunner
 
     console = common.stderr_console()
     profile = load_profile(args.target)
@@ -215,7 +214,7 @@ def cmd_speed(args: argparse.Namespace) -> int:
 
 def cmd_suite(args: argparse.Namespace) -> int:
     from sr_export.bench.plots import latency_chart
-    from sr_export.io import write_json_atomic
+    from sr_export.core.io import write_json_atomic
 
     console, out = common.stderr_console(), common.stdout_console()
     plan = harness_cli.plan_from_args(args)

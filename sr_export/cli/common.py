@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -113,7 +113,7 @@ def load_requested_model(args: argparse.Namespace, console: Console) -> Any:
 
 
 def size_argument(text: str) -> tuple[int, int]:
-    from sr_export.targets.profiles import parse_size
+    from sr_export.core.sizes import parse_size
 
     try:
         return parse_size(text)
@@ -149,7 +149,7 @@ def emit_json(data: Any, destination: str | None, console: Console) -> None:
     """Write ``data`` as JSON to a file (atomically) or to stdout for '-'."""
     if destination is None:
         return
-    from sr_export.io import _json_default, write_json_atomic
+    from sr_export.core.io import _json_default, write_json_atomic
 
     if destination == "-":
         sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sr_export.cli import common
-from sr_export.errors import CheckFailed, SrExportError
+from sr_export.core.errors import CheckFailed, SrExportError
 
 
 def range_argument(text: str) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -18,7 +18,7 @@ def range_argument(text: str) -> tuple[tuple[int, int], tuple[int, int]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    # No import of sr_export.targets here: `sr-export --help` must not load numpy or coremltools.
+    # No import of sr_export.runtimes here: `sr-export --help` must not load numpy or coremltools.
     common.add_model_arguments(parser)
     group = parser.add_argument_group("Core ML")
     sizes = group.add_mutually_exclusive_group()
@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> Any:
-    from sr_export.targets.coreml import DEFAULT_DEPLOYMENT_TARGET, CoreMLOptions, InputSizes
+    from sr_export.runtimes.coreml.options import DEFAULT_DEPLOYMENT_TARGET, CoreMLOptions
+    from sr_export.runtimes.coreml.sizes import InputSizes
 
     sizes = InputSizes.from_options(args.shape, tuple(args.shapes or ()), args.size_range)
     target = args.deployment_target or DEFAULT_DEPLOYMENT_TARGET
@@ -57,9 +58,10 @@ def options_from_args(args: argparse.Namespace) -> Any:
 
 
 def cmd_coreml(args: argparse.Namespace) -> int:
-    from sr_export.artifacts import Artifact
-    from sr_export.io import atomic_directory
-    from sr_export.targets.coreml import convert_model, default_filename, package_size, save_program, write_sidecar
+    from sr_export.core.artifacts import Artifact
+    from sr_export.core.io import atomic_directory
+    from sr_export.runtimes.coreml.convert import convert_model
+    from sr_export.runtimes.coreml.package import default_filename, package_size, save_program, write_sidecar
 
     if args.output is not None and args.output.suffix.lower() != ".mlpackage":
         raise SrExportError(f"a Core ML package ends in .mlpackage: {args.output}")
@@ -102,11 +104,11 @@ def cmd_coreml(args: argparse.Namespace) -> int:
 
 
 def _parity(artifact: Any, model: Any, options: Any, console: Any) -> Any:
-    from sr_export.checks.inputs import builtin_parity_inputs
     from sr_export.checks.parity import run_parity
     from sr_export.cli.tables import parity_table
-    from sr_export.targets.coreml import CoreMLTarget
-    from sr_export.targets.pytorch import PyTorchRunner
+    from sr_export.data.parity_inputs import builtin_parity_inputs
+    from sr_export.runtimes.coreml import CoreMLTarget
+    from sr_export.runtimes.pytorch import PyTorchRunner
 
     runner = CoreMLTarget().load(artifact)
     inputs = builtin_parity_inputs(model.info, list(options.sizes.check_sizes()), 1)

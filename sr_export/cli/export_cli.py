@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from sr_export import __version__
-from sr_export.cli import common, int8_cli, tflite_cli, trt_cli
-from sr_export.errors import CheckFailed, SrExportError
+from sr_export.cli import common, int8_cli, proof, tflite_cli, trt_cli
+from sr_export.core.errors import CheckFailed, SrExportError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,9 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_onnx(args: argparse.Namespace) -> int:
     import onnx
 
-    from sr_export.artifacts import Artifact
+    from sr_export.core.artifacts import Artifact
+    from sr_export.core.io import atomic_path
     from sr_export.export.onnx import default_filename, export_onnx
-    from sr_export.io import atomic_path
 
     console = common.stderr_console()
     recipe = int8_cli.requested_recipe(args)  # a bad recipe fails before the slow export
@@ -100,7 +100,7 @@ def cmd_onnx(args: argparse.Namespace) -> int:
     with atomic_path(output) as tmp:
         onnx.save(exported.proto, str(tmp))
         if not args.no_check:
-            parity = _parity_against_pytorch(Artifact(tmp, exported.metadata), model, console)
+            parity = proof.parity_against_pytorch(Artifact(tmp, exported.metadata), model, console)
             report["parity"] = parity.to_dict()
             if not parity.passed:
                 common.emit_json(report, args.json, console)
@@ -122,21 +122,6 @@ def cmd_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parity_against_pytorch(artifact: Any, model: Any, console: Any) -> Any:
-    from sr_export.checks.inputs import artifact_parity_inputs
-    from sr_export.checks.parity import run_parity
-    from sr_export.cli.tables import parity_table
-    from sr_export.targets import open_runner
-    from sr_export.targets.pytorch import PyTorchRunner
-
-    inputs = artifact_parity_inputs(model.info, artifact.metadata.static_hw)
-    with console.status("checking parity against PyTorch"):
-        report = run_parity(
-            open_runner(artifact), PyTorchRunner(model), inputs,
-            data_range=model.info.data_range, precision=artifact.metadata.precision,
-        )
-    console.print(parity_table(report))
-    return report
 
 
 def cmd_import_caffe(args: argparse.Namespace) -> int:
@@ -159,13 +144,12 @@ def cmd_import_caffe(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from sr_export.artifacts import open_artifact
-    from sr_export.checks.inputs import artifact_parity_inputs, folder_parity_inputs
     from sr_export.checks.parity import run_parity
     from sr_export.cli.tables import parity_table
+    from sr_export.data.parity_inputs import artifact_parity_inputs, folder_parity_inputs
     from sr_export.models.loader import ModelRequest, load_model
-    from sr_export.targets import open_runner
-    from sr_export.targets.pytorch import PyTorchRunner
+    from sr_export.runtimes.open import open_artifact, open_runner
+    from sr_export.runtimes.pytorch import PyTorchRunner
 
     console = common.stderr_console()
     described = common.load_requested_model(args, console) if args.model else None
@@ -206,7 +190,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     result = {"artifact": str(artifact.path), **report.to_dict()}
     drop = None
     if report.tolerance.max_psnr_drop_db is not None:  # INT8: judged on a dataset too
-        drop = int8_cli.builtin_dataset_drop(candidate, reference, info, report.tolerance.max_psnr_drop_db, console)
+        drop = proof.builtin_dataset_drop(candidate, reference, info, report.tolerance.max_psnr_drop_db, console)
         result["dataset_drop"] = drop.to_dict()
     common.emit_json(result, args.json, console)
     if args.junit:
@@ -245,8 +229,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from sr_export.artifacts import read_metadata
     from sr_export.cli.tables import metadata_table
+    from sr_export.core.artifacts import read_metadata
 
     metadata = read_metadata(args.artifact)
     if metadata is None:

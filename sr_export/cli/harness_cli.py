@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sr_export.cli import common
-from sr_export.errors import CheckFailed, SrExportError
+from sr_export.core.errors import CheckFailed, SrExportError
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,8 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sr_export.cli import common
-from sr_export.errors import CheckFailed
+from sr_export.cli import common, proof
+from sr_export.core.errors import CheckFailed
 
 
 def add_int8_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,10 +46,10 @@ def write_int8(args: argparse.Namespace, recipe: Any, model: Any, exported: Any,
 
     import onnx
 
-    from sr_export.artifacts import Artifact
+    from sr_export.core.artifacts import Artifact
+    from sr_export.core.io import atomic_path
     from sr_export.data.datasets import BUILTIN
     from sr_export.export.onnx import default_filename
-    from sr_export.io import atomic_path
     from sr_export.quantize.calibration_data import check_no_overlap
     from sr_export.quantize.qdq import artifact_statistics, quantize_onnx
     from sr_export.quantize.tensorrt_cache import write_tensorrt_calibration_cache
@@ -72,7 +72,7 @@ def write_int8(args: argparse.Namespace, recipe: Any, model: Any, exported: Any,
                                      progress=lambda message: status.update(message))
         report["metadata"] = artifact.metadata.to_dict()
         if not args.no_check:
-            passed = check_int8_against_pytorch(artifact, model, console, report)
+            passed = proof.check_int8_against_pytorch(artifact, model, console, report)
             if not passed:
                 common.emit_json(report, args.json, console)
                 raise CheckFailed(f"INT8 check failed ({report['failure']}); {output} was not written "
@@ -90,39 +90,8 @@ def write_int8(args: argparse.Namespace, recipe: Any, model: Any, exported: Any,
     return 0
 
 
-def check_int8_against_pytorch(artifact: Any, model: Any, console: Any, report: dict[str, Any]) -> bool:
-    """Output PSNR on the parity photos and Y-PSNR drop on the built-in dataset, against PyTorch."""
-    from sr_export.checks.inputs import artifact_parity_inputs
-    from sr_export.checks.parity import run_parity, tolerance_for
-    from sr_export.cli.tables import parity_table
-    from sr_export.targets import open_runner
-    from sr_export.targets.pytorch import PyTorchRunner
-
-    candidate, reference = open_runner(artifact), PyTorchRunner(model)
-    inputs = artifact_parity_inputs(model.info, artifact.metadata.static_hw)
-    with console.status("checking INT8 outputs against PyTorch"):
-        parity = run_parity(candidate, reference, inputs, data_range=model.info.data_range, precision="int8")
-    console.print(parity_table(parity))
-    report["parity"] = parity.to_dict()
-    drop = builtin_dataset_drop(candidate, reference, model.info, tolerance_for("int8").max_psnr_drop_db, console)
-    report["dataset_drop"] = drop.to_dict()
-    failures = [c.reason for c in parity.cases if not c.passed] + ([drop.reason()] if not drop.passed else [])
-    report["failure"] = "; ".join(failures)
-    return not failures
 
 
-def builtin_dataset_drop(candidate: Any, reference: Any, info: Any, max_drop: float | None, console: Any) -> Any:
-    from sr_export.checks.int8 import dataset_drop
-    from sr_export.data.datasets import BUILTIN, load_dataset
-
-    pairs = load_dataset(BUILTIN, info.scale)
-    with console.status("measuring the Y-PSNR drop on the built-in images"):
-        drop = dataset_drop(candidate, reference, info, pairs, dataset=BUILTIN, max_drop_db=max_drop)
-    colour = "green" if drop.passed else "red"
-    console.print(f"Y-PSNR on built-in images: reference {drop.reference.mean.psnr_y:.3f} dB, "
-                  f"INT8 {drop.candidate.mean.psnr_y:.3f} dB, [{colour}]drop {drop.drop_db:.3f} dB[/{colour}]"
-                  + (f" (bound {max_drop:g} dB)" if max_drop is not None else ""))
-    return drop
 
 
 def add_int8_report_parser(commands: Any) -> None:
@@ -161,8 +130,8 @@ def add_int8_report_parser(commands: Any) -> None:
 def cmd_int8_report(args: argparse.Namespace) -> int:
     from sr_export.bench.int8_report import Int8Report, compare_on_dataset, sensitivity_chart, suggest_keep_float
     from sr_export.bench.speed import measure
+    from sr_export.core.errors import SrExportError
     from sr_export.data.datasets import load_dataset
-    from sr_export.errors import SrExportError
     from sr_export.export.onnx import save_export
     from sr_export.quantize.calibration_data import check_no_overlap
     from sr_export.quantize.qdq import (
@@ -173,7 +142,7 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
         quantize_onnx,
     )
     from sr_export.quantize.recipes import load_recipe
-    from sr_export.targets import open_runner
+    from sr_export.runtimes.open import open_runner
 
     console = common.stderr_console()
     if args.sensitivity_patches < 0 or args.runs < 0 or args.suggest < 0:

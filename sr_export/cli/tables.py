@@ -9,12 +9,12 @@ if TYPE_CHECKING:
 
     from rich.table import Table
 
-    from sr_export.artifacts import ArtifactMetadata
     from sr_export.bench.evaluate import EvalReport
     from sr_export.bench.idn_protocol import LumaEvalReport
     from sr_export.bench.profile import ProfileReport
     from sr_export.bench.speed import SpeedReport
     from sr_export.checks.parity import ParityReport
+    from sr_export.core.artifacts import ArtifactMetadata
 
 
 def _table(title: str) -> Table:

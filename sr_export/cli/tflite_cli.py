@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sr_export.cli import common
-from sr_export.errors import CheckFailed, SrExportError
+from sr_export.core.errors import CheckFailed, SrExportError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_tflite(args: argparse.Namespace) -> int:
-    from sr_export.targets.tflite import TfliteOptions, default_shape
+    from sr_export.runtimes.tflite.convert import TfliteOptions, default_shape
 
     console = common.stderr_console()
     int8 = _int8_options(args)  # a bad combination or recipe fails before the slow conversion
@@ -92,7 +92,7 @@ def _int8_options(args: argparse.Namespace) -> Any:
     if args.fp16:
         raise SrExportError("--int8 and --fp16 exclude each other (an INT8 file has int8 weights)")
     from sr_export.quantize.recipes import DEFAULT_RECIPE, load_recipe
-    from sr_export.quantize.tflite_int8 import DEFAULT_IO, TfliteInt8Options
+    from sr_export.runtimes.tflite.int8 import DEFAULT_IO, TfliteInt8Options
 
     return TfliteInt8Options(load_recipe(args.calib or DEFAULT_RECIPE), io=args.int8_io or DEFAULT_IO,
                              scheme=args.int8_scheme)
@@ -115,7 +115,7 @@ def _worst_psnr(parity: dict[str, Any]) -> float:
 
 
 def _output_path(output: Path | None, model: Any, options: Any) -> Path:
-    from sr_export.targets.tflite import default_filename
+    from sr_export.runtimes.tflite.convert import default_filename
 
     name = default_filename(model, options)
     if output is None:
@@ -126,9 +126,9 @@ def _output_path(output: Path | None, model: Any, options: Any) -> Path:
 
 
 def _convert_one(model: Any, options: Any, output: Path, no_check: bool, console: Any) -> dict[str, Any]:
-    from sr_export.artifacts import Artifact, sidecar_path
-    from sr_export.io import atomic_path, write_json_atomic
-    from sr_export.targets.tflite import convert_tflite
+    from sr_export.core.artifacts import Artifact, sidecar_path
+    from sr_export.core.io import atomic_path, write_json_atomic
+    from sr_export.runtimes.tflite.convert import convert_tflite
 
     height, width = options.shape
     rewrites = "no rewrites" if not options.rewrite else "with SR rewrites"
@@ -162,9 +162,9 @@ def _convert_one(model: Any, options: Any, output: Path, no_check: bool, console
 
 
 def _check_float(artifact: Any, model: Any, console: Any, report: dict[str, Any]) -> None:
-    from sr_export.cli.export_cli import _parity_against_pytorch
+    from sr_export.cli.proof import parity_against_pytorch
 
-    parity = _parity_against_pytorch(artifact, model, console)
+    parity = parity_against_pytorch(artifact, model, console)
     report["parity"] = parity.to_dict()
     if not parity.passed:
         report["failure"] = f"worst PSNR {_worst_psnr(report['parity']):.1f} dB"
@@ -172,8 +172,8 @@ def _check_float(artifact: Any, model: Any, console: Any, report: dict[str, Any]
 
 def _check_int8(artifact: Any, model: Any, console: Any, report: dict[str, Any]) -> None:
     """INT8 bounds (sr_export.checks.parity / checks.int8): output PSNR and Y-PSNR drop, no FP32 elementwise bound."""
-    from sr_export.cli.int8_cli import check_int8_against_pytorch
-    from sr_export.targets.tflite import TfliteRunner
+    from sr_export.cli.proof import check_int8_against_pytorch
+    from sr_export.runtimes.tflite.runner import TfliteRunner
 
     runner = TfliteRunner(artifact)
     if runner.delegate != "xnnpack":

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sr_export.cli import common
-from sr_export.errors import CheckFailed, SrExportError
+from sr_export.core.errors import CheckFailed, SrExportError
 
 
 def add_parser(commands: Any) -> None:
@@ -45,8 +45,8 @@ def add_parser(commands: Any) -> None:
 
 
 def settings_from_args(args: argparse.Namespace, min_input_size: int) -> Any:
+    from sr_export.runtimes.tensorrt.settings import settings_from_options, shape_profile, with_overrides
     from sr_export.targets.profiles import load_profile
-    from sr_export.targets.tensorrt_settings import settings_from_options, shape_profile, with_overrides
 
     options: dict[str, Any] = {}
     precision = "fp32"
@@ -72,8 +72,9 @@ def settings_from_args(args: argparse.Namespace, min_input_size: int) -> Any:
 
 
 def cmd_trt(args: argparse.Namespace) -> int:
-    from sr_export.targets.tensorrt import TensorRTTarget, engine_path
-    from sr_export.targets.tensorrt_onnx import prepare_onnx
+    from sr_export.runtimes.tensorrt import TensorRTTarget
+    from sr_export.runtimes.tensorrt.build import engine_path
+    from sr_export.runtimes.tensorrt.onnx import prepare_onnx
 
     console = common.stderr_console()
     if args.source is None and args.model is None:
@@ -120,7 +121,7 @@ def cmd_trt(args: argparse.Namespace) -> int:
 
 
 def _source_onnx(args: argparse.Namespace, model: Any, console: Any) -> Any:
-    from sr_export.artifacts import open_artifact
+    from sr_export.runtimes.open import open_artifact
 
     if args.source is not None:
         return open_artifact(args.source, model)
@@ -144,10 +145,10 @@ def _rebuild_reference(artifact: Any, console: Any) -> Any:
 
 
 def _prove(runner: Any, artifact: Any, model: Any, console: Any, sizes: Any = None) -> Any:
-    from sr_export.checks.inputs import artifact_parity_inputs
     from sr_export.checks.parity import run_parity
     from sr_export.cli.tables import parity_table
-    from sr_export.targets.pytorch import PyTorchRunner
+    from sr_export.data.parity_inputs import artifact_parity_inputs
+    from sr_export.runtimes.pytorch import PyTorchRunner
 
     inputs = artifact_parity_inputs(model.info, artifact.metadata.static_hw, sizes)
     with console.status(f"checking {artifact.path.name} against PyTorch"):
@@ -158,14 +159,14 @@ def _prove(runner: Any, artifact: Any, model: Any, console: Any, sizes: Any = No
 
 
 def _prove_onnx(artifact: Any, model: Any, console: Any) -> Any:
-    from sr_export.targets import open_runner
+    from sr_export.runtimes.open import open_runner
 
     return _prove(open_runner(artifact), artifact, model, console)
 
 
 def _prove_engine(engine: Any, model: Any, console: Any, profile: Any) -> Any:
-    from sr_export.checks.inputs import DEFAULT_SIZES
-    from sr_export.targets import open_runner
+    from sr_export.data.parity_inputs import DEFAULT_SIZES
+    from sr_export.runtimes.open import open_runner
 
     # The usual parity sizes, moved inside the engine's profile.
     sizes = sorted({tuple(min(max(v, lo), hi) for v, lo, hi in zip(hw, profile.min, profile.max))

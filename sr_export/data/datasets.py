@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sr_export.core.errors import SrExportError
 from sr_export.data.images import BUILTIN_IMAGES, builtin_image, center_crop, list_images, mod_crop, read_image
 from sr_export.data.matlab_resize import downscale
-from sr_export.errors import SrExportError
 
 BUILTIN = "builtin"
 BUILTIN_HR_SIZE = 240  # divisible by 2, 3 and 4, small enough for a quick demo

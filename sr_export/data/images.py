@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 BUILTIN_IMAGES = ("astronaut", "chelsea", "coffee", "rocket")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from sr_export.core.model_info import ModelInfo
 from sr_export.data.color import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from sr_export.data.matlab_resize import upscale
-from sr_export.models.loader import ModelInfo
 
 
 def image_to_batch(rgb: np.ndarray, info: ModelInfo) -> np.ndarray:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 import onnx
 import torch
 
-from sr_export.errors import first_line
+from sr_export.core.errors import first_line
 
 INPUT_NAME, OUTPUT_NAME = "input", "output"
 EXPORTER_CHOICES = ("auto", "dynamo", "legacy")

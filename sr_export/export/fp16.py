@@ -15,8 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sr_export.artifacts import Artifact, embed_in_onnx
-from sr_export.errors import MissingDependencyError, StageFailed
+from sr_export.core.artifacts import Artifact, embed_in_onnx
+from sr_export.core.errors import MissingDependencyError, StageFailed
 
 # Kept in FP32. The contrast (standard deviation) branch of IMDN/RFDN channel
 # attention squares activations and averages them over the whole image: in
@@ -52,7 +52,7 @@ def save_fp16(onnx_artifact: Artifact, output: Path, keep_float: Sequence[str] =
     """Write the FP16 version of ``onnx_artifact`` to ``output`` (atomically); its metadata says fp16."""
     import onnx
 
-    from sr_export.io import atomic_path
+    from sr_export.core.io import atomic_path
 
     meta = onnx_artifact.metadata
     if meta.precision != "fp32":

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import onnx
 
-from sr_export.artifacts import Artifact, ArtifactMetadata, embed_in_onnx
-from sr_export.errors import SrExportError, StageFailed
+from sr_export.core.artifacts import Artifact, ArtifactMetadata, embed_in_onnx
+from sr_export.core.errors import SrExportError, StageFailed
 from sr_export.export.exporters import (
     EXPORTER_CHOICES,
     EXPORTER_ORDER,
@@ -134,7 +134,7 @@ def _no_graph_message(failures: list[str], dynamic: bool, options: ExportOptions
 
 def save_export(model: LoadedModel, options: ExportOptions, folder: Path, filename: str | None = None) -> Artifact:
     """Export ``model`` and write it (atomically) into ``folder``."""
-    from sr_export.io import atomic_path
+    from sr_export.core.io import atomic_path
 
     exported = export_onnx(model, options)
     path = Path(folder) / (filename or default_filename(model))

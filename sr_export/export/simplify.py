@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import onnx
 
-from sr_export.checks.inputs import ParityInput
-from sr_export.errors import first_line
+from sr_export.core.errors import first_line
+from sr_export.data.parity_inputs import ParityInput
 
 # Outputs of the simplified graph must match the traced one this closely
 # (relative to the data range): simplification only folds constants and
@@ -41,7 +41,7 @@ def max_output_difference(
     first: onnx.ModelProto, second: onnx.ModelProto, inputs: Sequence[ParityInput]
 ) -> float | None:
     """Largest absolute output difference between two graphs on ``inputs``; None if one cannot run."""
-    from sr_export.targets.onnxruntime import cpu_session
+    from sr_export.export.session import cpu_session
 
     worst = 0.0
     try:

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from sr_export.checks.inputs import ParityInput, builtin_parity_inputs
-from sr_export.checks.parity import judge, output_difference, tolerance_for
-from sr_export.errors import first_line, runtime_error_line, stage
+from sr_export.core.errors import first_line, runtime_error_line, stage
+from sr_export.core.sizes import round_up
+from sr_export.core.tolerances import judge, output_difference, tolerance_for
+from sr_export.data.parity_inputs import ParityInput, builtin_parity_inputs
 from sr_export.models.loader import LoadedModel
-from sr_export.targets.tiling import round_up
 
 # LR height x width: square; odd and non-square; sides not multiples of 8.
 VERIFY_SIZES: tuple[tuple[int, int], ...] = ((64, 64), (45, 71), (100, 37))
@@ -84,7 +84,7 @@ class Verification:
 
 def verify_graph(proto: onnx.ModelProto, reference: PyTorchReference, *, exporter: str) -> Verification:
     """Run ``proto`` in ONNX Runtime against PyTorch at every reference size (FP32 tolerance)."""
-    from sr_export.targets.onnxruntime import cpu_session
+    from sr_export.export.session import cpu_session
 
     info = reference.model.info
     tolerance = tolerance_for("fp32")

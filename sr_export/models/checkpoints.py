@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from sr_export.errors import SrExportError
-from sr_export.io import content_sha256
+from sr_export.core.errors import SrExportError
+from sr_export.core.io import content_sha256
 
 # Where training frameworks nest the weights (BasicSR: params / params_ema, ...).
 # params_ema first: when both exist it is the one the authors evaluate.

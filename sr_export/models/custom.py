@@ -14,7 +14,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from sr_export.errors import SrExportError, stage
+from sr_export.core.errors import SrExportError, stage
 from sr_export.models.checkpoints import is_torchscript
 
 # Constructor arguments that mean "upscaling factor" in the wild.

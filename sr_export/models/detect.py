@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import torch
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 from sr_export.models.registry import StateDict
 
 

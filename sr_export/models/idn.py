@@ -8,13 +8,12 @@ names mirror the Caffe ones (``conv3_1`` ... becomes ``dblocks.0.conv_1`` ...,
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 from sr_export.models.blocks import MatlabBicubicUpsample, conv, lrelu
 from sr_export.models.registry import CompanionFile, ModelSpec, OfficialWeights, StateDict
 
@@ -95,11 +94,6 @@ def detect_idn(state: StateDict) -> dict[str, Any]:
     return {"scale": int(state["scale_factor"]), "in_channels": int(state["conv1.weight"].shape[1])}
 
 
-def import_caffe(caffemodel: Path, prototxt: Path | None) -> tuple[dict[str, torch.Tensor], int]:
-    from sr_export.models.caffe.idn_import import import_idn
-
-    imported = import_idn(caffemodel, prototxt)
-    return imported.state_dict, imported.scale
 
 
 # The authors' Caffe models (github.com/Zheng222/IDN-Caffe, test/caffemodel and,
@@ -138,6 +132,6 @@ SPECS = (
         min_input_size=2,
         detect=detect_idn,
         official_weights=_IDN_WEIGHTS,
-        caffe_import=import_caffe,
+        caffe_import="sr_export.models.caffe.idn_import:import_caffe",
     ),
 )

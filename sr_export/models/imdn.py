@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 from sr_export.models.blocks import ContrastChannelAttention, PixelShuffleUpsampler, conv, lrelu
 from sr_export.models.detect import block_count, require_keys, scale_from_upsampler
 from sr_export.models.registry import ModelSpec, OfficialWeights, StateDict

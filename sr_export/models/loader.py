@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
+from sr_export.core.model_info import ModelInfo, ModelRequest
 from sr_export.models import custom
 from sr_export.models.checkpoints import load_strict, read_state_dict, sha256_of
 from sr_export.models.padding import PadToMultiple
-from sr_export.models.registry import ColorMode, ModelSpec, OfficialWeights, get_spec, zoo
+from sr_export.models.registry import ModelSpec, OfficialWeights, get_spec, zoo
 from sr_export.models.weights import resolve_official
 
 if TYPE_CHECKING:
@@ -23,42 +24,6 @@ if TYPE_CHECKING:
 
 DEFAULT_SCALE = 4
 RANDOM_INIT_SEED = 0  # random-init models must be rebuildable bit for bit (parity)
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """How to feed a network and read its output."""
-
-    name: str
-    scale: int
-    in_channels: int = 3
-    data_range: float = 1.0
-    color: ColorMode = "rgb"
-    min_input_size: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class ModelRequest:
-    """What the user asked for; stored in artifacts so the PyTorch reference can be rebuilt."""
-
-    model: str
-    scale: int | None = None
-    weights: str | None = None  # a path, "official", or None for random init
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    data_range: float | None = None
-    in_channels: int | None = None
-    pad_to: int | None = None  # pad inputs (reflect) to a multiple of this, crop outputs back
-    prototxt: str | None = None  # Caffe weights: the deploy graph (default: found beside the caffemodel)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "kwargs": dict(self.kwargs)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ModelRequest:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 @dataclass
@@ -191,7 +156,7 @@ def _read_weights(spec: ModelSpec, path: Path, prototxt: str | None) -> dict[str
         raise SrExportError(f"{spec.name} has no Caffe importer; Caffe models load into: {_caffe_families()}")
     if not path.is_file():
         raise SrExportError(f"checkpoint not found: {path}")
-    state, _ = spec.caffe_import(path, Path(prototxt).expanduser().resolve() if prototxt else None)
+    state, _ = spec.import_caffe(path, Path(prototxt).expanduser().resolve() if prototxt else None)
     return state
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sr_export.models.loader import ModelInfo
+from sr_export.core.model_info import ModelInfo
 
 PROBE_SIZE = 96  # LR pixels per side
 THRESHOLD = 1e-3  # relative to the response at the perturbed pixel

@@ -12,15 +12,16 @@ import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
+from sr_export.core.model_info import ColorMode
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-ColorMode = Literal["rgb", "y"]
+
 StateDict = Mapping[str, "torch.Tensor"]
 
 ZOO_MODULES: tuple[str, ...] = (
@@ -74,11 +75,19 @@ class ModelSpec:
     # read off a state dict's keys and shapes; raises SrExportError if it does not fit.
     detect: Callable[[StateDict], dict[str, Any]] | None = None
     official_weights: tuple[OfficialWeights, ...] = ()
-    # (caffemodel, prototxt or None) -> (state dict, scale), for families whose weights are Caffe models.
-    caffe_import: Callable[[Path, Path | None], tuple[dict[str, torch.Tensor], int]] | None = None
+    # "module:function" of (caffemodel, prototxt or None) -> (state dict, scale), for families whose
+    # weights are Caffe models. A name, not the function: the importer maps onto the family's own module,
+    # so the family module cannot import it without a cycle.
+    caffe_import: str | None = None
 
     def official_for(self, scale: int) -> OfficialWeights | None:
         return next((w for w in self.official_weights if w.scale == scale), None)
+
+    def import_caffe(self, caffemodel: Path, prototxt: Path | None) -> tuple[dict[str, torch.Tensor], int]:
+        """The state dict and scale of a Caffe model of this family (``caffe_import`` must be set)."""
+        assert self.caffe_import is not None
+        module_name, function_name = self.caffe_import.split(":")
+        return getattr(importlib.import_module(module_name), function_name)(caffemodel, prototxt)
 
 
 @functools.cache

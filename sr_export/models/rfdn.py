@@ -18,7 +18,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 from sr_export.models.blocks import (
     ContrastChannelAttention,
     EnhancedSpatialAttention,

@@ -15,25 +15,20 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from sr_export.errors import SrExportError
-from sr_export.io import atomic_path
+from sr_export.core.cache import weights_cache_dir
+from sr_export.core.errors import SrExportError
+from sr_export.core.io import atomic_path
 from sr_export.models.checkpoints import sha256_of
 from sr_export.models.registry import OfficialWeights
 
 WEIGHTS_DIR_ENV = "SR_EXPORT_WEIGHTS_DIR"
-CACHE_ENV = "SR_EXPORT_CACHE"
-
-
-def cache_dir() -> Path:
-    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "sr-export"
-    return Path(root) / "weights"
 
 
 def search_dirs() -> list[Path]:
     dirs = []
     if local := os.environ.get(WEIGHTS_DIR_ENV):
         dirs.append(Path(local))
-    dirs.append(cache_dir())
+    dirs.append(weights_cache_dir())
     return dirs
 
 
@@ -43,14 +38,14 @@ def resolve_official(weights: OfficialWeights, *, download: bool = True) -> Path
             candidate = folder / name
             if candidate.is_file():
                 _verify(candidate, weights)
-                _companions_beside(candidate, weights, download=download and folder == cache_dir())
+                _companions_beside(candidate, weights, download=download and folder == weights_cache_dir())
                 return candidate
     if not download:
         raise SrExportError(
             f"official {weights.model} x{weights.scale} checkpoint not found locally; "
             f"put {weights.filename} in ${WEIGHTS_DIR_ENV} or allow the download from {weights.url}"
         )
-    target = _download(weights.url, cache_dir() / weights.filename, weights.sha256, weights)
+    target = _download(weights.url, weights_cache_dir() / weights.filename, weights.sha256, weights)
     _companions_beside(target, weights, download=True)
     return target
 

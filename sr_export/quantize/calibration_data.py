@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from sr_export.core.errors import SrExportError
+from sr_export.core.model_info import ModelInfo
 from sr_export.data.images import list_images, mod_crop, read_image
 from sr_export.data.matlab_resize import downscale
 from sr_export.data.tensors import image_to_batch
-from sr_export.errors import SrExportError
-from sr_export.models.loader import ModelInfo
 from sr_export.quantize.recipes import CalibrationRecipe
 
 # scikit-image's bundled photos (no download): colour scenes, plus grey

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sr_export.errors import SrExportError
-from sr_export.resources import list_resources, read_toml_resource
+from sr_export.core.errors import SrExportError
+from sr_export.core.resources import list_resources, read_toml_resource
 
 DEFAULT_RECIPE = "default"
 METHODS = ("minmax", "percentile", "entropy")

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from sr_export.artifacts import Artifact
+from sr_export.core.artifacts import Artifact
 from sr_export.quantize.graph import conv_nodes
 from sr_export.quantize.recipes import CalibrationRecipe
 from sr_export.quantize.statistics import ActivationStatistics
@@ -45,7 +45,7 @@ class LayerSensitivity:
 
 
 def _session(proto: Any) -> Any:
-    from sr_export.targets.onnxruntime import cpu_session
+    from sr_export.export.session import cpu_session
 
     return cpu_session(proto.SerializeToString())
 
@@ -110,7 +110,7 @@ def layer_sensitivity(
     ``mode`` 'only' quantises one layer at a time; 'float-one' quantises all
     but ``exclude`` and returns one layer at a time to float.
     """
-    from sr_export.quantize.qdq import quantized_proto
+    from sr_export.quantize.qdq_graph import quantized_proto
 
     if mode not in ("only", "float-one"):
         raise ValueError(f"unknown sensitivity mode {mode!r}")
@@ -150,7 +150,7 @@ def tensor_sensitivity(
 
     ``on_count`` learns how many tensors will be measured; ``progress`` ticks after each.
     """
-    from sr_export.quantize.qdq import keep_tensors_float, quantized_activations, quantized_proto
+    from sr_export.quantize.qdq_graph import keep_tensors_float, quantized_activations, quantized_proto
 
     probe = OutputProbe.of(proto, artifact, recipe, patches)
     full = quantized_proto(proto, statistics, recipe, flavour=flavour, exclude=list(exclude),
@@ -183,7 +183,7 @@ def cached_tensor_sensitivity(
     import hashlib
     import json
 
-    from sr_export.io import write_json_atomic
+    from sr_export.core.io import write_json_atomic
     from sr_export.quantize.statistics import cache_folder
 
     payload = json.dumps({"v": 1, "statistics": statistics.key, "flavour": flavour, "patches": patches,

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from sr_export.errors import stage
-from sr_export.io import write_json_atomic
+from sr_export.core.cache import calibration_cache_dir
+from sr_export.core.errors import stage
+from sr_export.core.io import write_json_atomic
 from sr_export.quantize.recipes import CalibrationRecipe
 
 STATS_VERSION = 1
@@ -48,9 +49,7 @@ class ActivationStatistics:
 
 
 def cache_folder() -> Path:
-    from sr_export.models.weights import cache_dir
-
-    return cache_dir() / "int8-statistics"
+    return calibration_cache_dir()
 
 
 def statistics_key(proto: Any, weights_sha256: str | None, recipe: CalibrationRecipe, scale: int) -> str:

@@ -15,8 +15,8 @@ import struct
 from collections.abc import Sequence
 from pathlib import Path
 
-from sr_export.errors import SrExportError
-from sr_export.io import write_text_atomic
+from sr_export.core.errors import SrExportError
+from sr_export.core.io import write_text_atomic
 from sr_export.quantize.statistics import ActivationStatistics
 
 ALGORITHMS = ("EntropyCalibration2", "EntropyCalibration", "MinMaxCalibration", "LegacyCalibration")

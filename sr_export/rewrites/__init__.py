@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sr_export.errors import SrExportError
-from sr_export.resources import list_resources
+from sr_export.core.errors import SrExportError
+from sr_export.core.resources import list_resources
+from sr_export.core.sizes import parse_size
 
 DEFAULT_PROFILE = "cpu"
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -81,7 +82,7 @@ class TargetProfile:
 
     def require_backend(self) -> None:
         """One line naming what is missing when this installation cannot build for the profile's backend."""
-        from sr_export.targets import BACKENDS
+        from sr_export.runtimes.registry import BACKENDS
 
         if self.backend in BACKENDS:
             return
@@ -98,18 +99,6 @@ class TargetProfile:
         }
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """'256x256' or '360x640' (height x width) -> (256, 256); '3x64x64' -> (64, 64)."""
-    parts = str(text).lower().replace(" ", "").split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        values = []
-    if len(values) not in (2, 3) or min(values, default=0) < 1:
-        raise SrExportError(f"size '{text}' is not HxW (e.g. 256x256) or CxHxW (e.g. 3x256x256)")
-    return values[-2], values[-1]
-
-
 def available_profiles() -> dict[str, Path]:
     # The commented template is documentation to copy, not a target to run.
     return {name: path for name, path in list_resources("targets").items() if not name.startswith("_")}
@@ -117,13 +106,13 @@ def available_profiles() -> dict[str, Path]:
 
 def resource_template() -> Path:
     """The commented profile to copy for a device of one's own."""
-    from sr_export.resources import resource_dir
+    from sr_export.core.resources import resource_dir
 
     return resource_dir("targets") / "_template.toml"
 
 
 def load_profile(name_or_path: str | Path) -> TargetProfile:
-    from sr_export.resources import read_toml_resource
+    from sr_export.core.resources import read_toml_resource
 
     data, path = read_toml_resource(name_or_path, "targets", what="target profile", named="target",
                                     known_as="known targets")

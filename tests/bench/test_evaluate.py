@@ -8,8 +8,8 @@ import pytest
 
 from sr_export.bench.evaluate import evaluate
 from sr_export.data.datasets import load_dataset
-from sr_export.targets import open_runner
-from sr_export.targets.pytorch import PyTorchRunner
+from sr_export.runtimes.open import open_runner
+from sr_export.runtimes.pytorch import PyTorchRunner
 
 # ../shared/reference/numbers.md, "PSNR on Set5" (PyTorch, authors' checkpoints).
 SET5_PSNR_Y = {("erfdn", 4): 32.138, ("imdn", 2): 37.911, ("imdn", 3): 34.323, ("imdn", 4): 32.187}

@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sr_export.artifacts import Artifact
 from sr_export.bench.evaluate import evaluate, super_resolve
 from sr_export.bench.idn_protocol import caffe_region, evaluate_luma, luma_pair, score_luma
+from sr_export.core.artifacts import Artifact
+from sr_export.core.errors import SrExportError
 from sr_export.data.color import rgb_to_ycbcr, y_channel
 from sr_export.data.datasets import load_dataset
 from sr_export.data.matlab_resize import upscale
-from sr_export.errors import SrExportError
-from sr_export.targets import open_runner
-from sr_export.targets.pytorch import PyTorchRunner
+from sr_export.runtimes.open import open_runner
+from sr_export.runtimes.pytorch import PyTorchRunner
 
 # ../shared/reference/numbers.md: IDN (Caffe weights) and bicubic, authors' protocol.
 SET5_IDN = {2: 37.827, 3: 34.113, 4: 31.809}

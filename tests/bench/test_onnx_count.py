@@ -27,7 +27,7 @@ from sr_export.bench.onnx_count import (
     resolve_shapes,
     with_fixed_input,
 )
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 
 
 def export(model: nn.Module, path: Path, channels: int = 3, dynamic_batch: bool = False) -> Path:

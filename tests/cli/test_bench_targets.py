@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sr_export.targets import BACKENDS
+from sr_export.runtimes.registry import BACKENDS
 
 
 @pytest.mark.parametrize(("target", "backend"), [("tflite-cpu", "tflite"), ("coreml", "coreml"),
@@ -15,7 +15,7 @@ def test_a_profile_whose_runtime_package_is_missing_names_the_extra(
     sr_bench, tmp_path, monkeypatch: pytest.MonkeyPatch, target: str, backend: str
 ) -> None:
     # As on an installation without the extra: the backend's module cannot be imported.
-    from sr_export.targets import Backend
+    from sr_export.runtimes.registry import Backend
 
     monkeypatch.setitem(BACKENDS, backend, Backend("sr_export_package_not_installed:Target", (".x",), extra=backend))
     result = sr_bench("--target", target, "--models", "imdn", "--db", tmp_path / "h.sqlite", "--out-dir", tmp_path)
@@ -29,7 +29,7 @@ def test_cpu_int8_calibrates_quantises_measures_and_stores_the_run(sr_bench, tmp
 
     # The shipped profile with a small recipe in place of `mixed` (whose sensitivity scan is
     # tested on its own in tests/quantize): the harness part is what this test is about.
-    from sr_export.resources import list_resources
+    from sr_export.core.resources import list_resources
 
     recipe = tmp_path / "small.toml"
     recipe.write_text('[patches]\nsize = 32\ncount = 8\n')

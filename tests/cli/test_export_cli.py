@@ -99,9 +99,9 @@ def test_static_shape_export_runs_other_sizes_tiled(tmp_path: Path, sr_export) -
     meta = json.loads(sr_export("info", out, "--json").out)
     assert meta["input_shape"] == [1, 3, 40, 48] and meta["simplified"] is False and meta["random_init"] is True
 
-    from sr_export.artifacts import open_artifact
-    from sr_export.errors import SrExportError
-    from sr_export.targets import get_target, open_runner
+    from sr_export.core.errors import SrExportError
+    from sr_export.runtimes.open import open_artifact, open_runner
+    from sr_export.runtimes.registry import get_target
 
     artifact = open_artifact(out)
     raw = get_target("onnxruntime").load(artifact)

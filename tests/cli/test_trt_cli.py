@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sr_export.artifacts import read_metadata
+from sr_export.core.artifacts import read_metadata
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 needs_no_tensorrt = pytest.mark.skipif(HAS_TENSORRT, reason="TensorRT is installed: the engine gets built instead")

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sr_export.core.errors import SrExportError
 from sr_export.data.datasets import BUILTIN_HR_SIZE, load_dataset
-from sr_export.errors import SrExportError
 
 
 def test_set5_uses_the_given_lr_images(set5: Path) -> None:

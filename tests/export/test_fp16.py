@@ -8,12 +8,12 @@ import numpy as np
 import onnx
 import pytest
 
-from sr_export.checks.inputs import builtin_parity_inputs
 from sr_export.checks.parity import run_parity
-from sr_export.errors import StageFailed
+from sr_export.core.errors import StageFailed
+from sr_export.data.parity_inputs import builtin_parity_inputs
 from sr_export.export.fp16 import KEEP_FLOAT_OPS, save_fp16
-from sr_export.targets.onnxruntime import OnnxRuntimeTarget
-from sr_export.targets.pytorch import PyTorchRunner
+from sr_export.runtimes.onnxruntime import OnnxRuntimeTarget
+from sr_export.runtimes.pytorch import PyTorchRunner
 
 
 @pytest.fixture(scope="module")

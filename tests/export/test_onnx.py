@@ -7,14 +7,14 @@ import onnx
 import pytest
 import torch
 
-from sr_export.artifacts import Artifact, read_metadata
-from sr_export.checks.inputs import builtin_parity_inputs
 from sr_export.checks.parity import run_parity
+from sr_export.core.artifacts import Artifact, read_metadata
+from sr_export.data.parity_inputs import builtin_parity_inputs
 from sr_export.export.onnx import ExportOptions, default_filename, export_onnx
 from sr_export.models.loader import ModelRequest, load_model
 from sr_export.models.registry import zoo
-from sr_export.targets import open_runner
-from sr_export.targets.pytorch import PyTorchRunner
+from sr_export.runtimes.open import open_runner
+from sr_export.runtimes.pytorch import PyTorchRunner
 
 
 @pytest.mark.parametrize("name", sorted(zoo()))

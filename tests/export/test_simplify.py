@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import onnx
 
-from sr_export.checks.inputs import builtin_parity_inputs
+from sr_export.data.parity_inputs import builtin_parity_inputs
 from sr_export.export.onnx import ExportOptions, export_onnx
 from sr_export.export.simplify import max_output_difference, simplify_checked
 from sr_export.models.loader import ModelRequest, load_model

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 from sr_export.models.checkpoints import read_state_dict
 from sr_export.models.loader import ModelRequest, load_model
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 from sr_export.models.loader import ModelRequest, load_model
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

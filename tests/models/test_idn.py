@@ -63,7 +63,7 @@ def test_bicubic_is_convolution_and_depth_to_space_in_onnx(tmp_path) -> None:
 
 
 def test_a_checkpoint_carries_its_scale(tmp_path) -> None:
-    from sr_export.errors import SrExportError
+    from sr_export.core.errors import SrExportError
     from sr_export.models.idn import build_idn
     from sr_export.models.loader import ModelRequest, load_model
 
@@ -84,7 +84,7 @@ def test_official_weights_are_the_authors_caffe_models(official_model, weights_d
 def test_an_official_caffemodel_with_a_changed_prototxt_beside_it_is_refused(weights_dir, tmp_path, monkeypatch) -> None:
     import shutil
 
-    from sr_export.errors import SrExportError
+    from sr_export.core.errors import SrExportError
     from sr_export.models.loader import ModelRequest, load_model
 
     folder = tmp_path / "weights" / "idn_caffe"
@@ -99,8 +99,9 @@ def test_an_official_caffemodel_with_a_changed_prototxt_beside_it_is_refused(wei
 def test_a_downloaded_caffemodel_brings_its_verified_prototxt(weights_dir, tmp_path, monkeypatch) -> None:
     from dataclasses import replace
 
+    from sr_export.core.cache import weights_cache_dir as cache_dir
     from sr_export.models.registry import get_spec
-    from sr_export.models.weights import cache_dir, resolve_official
+    from sr_export.models.weights import resolve_official
 
     monkeypatch.setenv("SR_EXPORT_WEIGHTS_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv("SR_EXPORT_CACHE", str(tmp_path / "cache"))

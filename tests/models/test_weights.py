@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sr_export.errors import SrExportError
+from sr_export.core.cache import weights_cache_dir as cache_dir
+from sr_export.core.errors import SrExportError
 from sr_export.models.registry import get_spec
-from sr_export.models.weights import cache_dir, resolve_official
+from sr_export.models.weights import resolve_official
 
 
 @pytest.fixture

@@ -57,14 +57,14 @@ def test_scale_defaults_to_four() -> None:
 
 
 def test_unsupported_scale_is_refused() -> None:
-    from sr_export.errors import SrExportError
+    from sr_export.core.errors import SrExportError
 
     with pytest.raises(SrExportError, match="supports scales 2, 3, 4, not 5"):
         load_model(ModelRequest("imdn", scale=5))
 
 
 def test_unknown_model_lists_the_zoo() -> None:
-    from sr_export.errors import SrExportError
+    from sr_export.core.errors import SrExportError
 
     with pytest.raises(SrExportError, match="unknown model 'edsr'; choose one of erfdn, idn, imdn, rfdn, rfdn-l"):
         load_model(ModelRequest("edsr"))

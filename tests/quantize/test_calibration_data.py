@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sr_export.core.errors import SrExportError
 from sr_export.data.images import read_image
 from sr_export.data.matlab_resize import downscale
-from sr_export.errors import SrExportError
 from sr_export.quantize.calibration_data import (
     check_no_overlap,
     content_hash,

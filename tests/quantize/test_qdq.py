@@ -9,22 +9,16 @@ import numpy as np
 import onnx
 import pytest
 
-from sr_export.checks.inputs import builtin_parity_inputs
 from sr_export.checks.parity import output_difference
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
+from sr_export.data.parity_inputs import builtin_parity_inputs
+from sr_export.export.session import cpu_session
 from sr_export.quantize.graph import sr_float_nodes
-from sr_export.quantize.qdq import (
-    INT8_METADATA_KEY,
-    int8_details,
-    keep_tensors_float,
-    load_float_proto,
-    quantize_onnx,
-    quantized_activations,
-)
+from sr_export.quantize.qdq import INT8_METADATA_KEY, int8_details, load_float_proto, quantize_onnx
+from sr_export.quantize.qdq_graph import keep_tensors_float, quantized_activations
 from sr_export.quantize.recipes import load_recipe
 from sr_export.quantize.statistics import cache_folder
-from sr_export.targets import open_runner
-from sr_export.targets.onnxruntime import cpu_session
+from sr_export.runtimes.open import open_runner
 
 
 def _consumers(proto: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 from sr_export.quantize.recipes import available_recipes, load_recipe, recipe_from_dict
 
 

@@ -6,7 +6,8 @@ import math
 from pathlib import Path
 
 from sr_export.bench.int8_report import sensitivity_chart, suggest_keep_float
-from sr_export.quantize.qdq import load_float_proto, plan_float_nodes, quantized_proto
+from sr_export.quantize.qdq import load_float_proto, plan_float_nodes
+from sr_export.quantize.qdq_graph import quantized_proto
 from sr_export.quantize.recipes import load_recipe
 from sr_export.quantize.sensitivity import (
     OutputProbe,

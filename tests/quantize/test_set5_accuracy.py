@@ -16,7 +16,7 @@ from sr_export.export.onnx import ExportOptions, save_export
 from sr_export.quantize.calibration_data import check_no_overlap
 from sr_export.quantize.qdq import int8_details, quantize_onnx
 from sr_export.quantize.recipes import load_recipe
-from sr_export.targets import open_runner
+from sr_export.runtimes.open import open_runner
 
 MAX_DROP_DB = 0.15
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 from sr_export.quantize.statistics import ActivationStatistics
 from sr_export.quantize.tensorrt_cache import (
     read_calibration_cache,

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from sr_export.errors import SrExportError
-from sr_export.targets import BACKENDS, get_target
+from sr_export.core.errors import SrExportError
+from sr_export.core.sizes import parse_size
+from sr_export.runtimes.registry import BACKENDS, get_target
 from sr_export.targets.profiles import (
     KNOWN_BACKENDS,
     TargetProfile,
     available_profiles,
     load_profile,
-    parse_size,
     resource_template,
 )
 

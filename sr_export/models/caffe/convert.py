@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from sr_export.core.errors import CheckFailed
+from sr_export.core.io import atomic_path
 from sr_export.data.matlab_resize import upscale
-from sr_export.errors import CheckFailed
-from sr_export.io import atomic_path
 from sr_export.models.caffe.idn_import import CaffeImport, import_idn
 from sr_export.models.caffe.numpy_forward import forward
 

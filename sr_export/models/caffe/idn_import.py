@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 from sr_export.models.caffe.net import CaffeLayer, CaffeNet, read_net, with_weights
 
 IDN_SLOPE = 0.05
@@ -113,6 +113,12 @@ def import_idn(caffemodel: str | Path, prototxt: str | Path | None = None) -> Ca
     _check_structure(net)
     state, mapped = _map_blobs(net, scale)
     return CaffeImport(caffemodel, prototxt, net, scale, state, mapped)
+
+
+def import_caffe(caffemodel: Path, prototxt: Path | None) -> tuple[dict[str, torch.Tensor], int]:
+    """The zoo loader's hook (``ModelSpec.caffe_import``): an IDN Caffe model as (state dict, scale)."""
+    imported = import_idn(caffemodel, prototxt)
+    return imported.state_dict, imported.scale
 
 
 def _disagreeing_settings(graph: CaffeNet, weights: CaffeNet) -> list[str]:

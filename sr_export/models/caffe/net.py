@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 from sr_export.models.caffe.schema import V1_TYPES, message_classes
 
 ELTWISE_OPS = ("PROD", "SUM", "MAX")

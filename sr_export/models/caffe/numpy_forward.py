@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 from sr_export.models.caffe.net import CaffeLayer, CaffeNet
 
 SUPPORTED = ("Convolution", "Deconvolution", "ReLU", "Split", "Slice", "Concat", "Eltwise")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from sr_export.core.errors import SrExportError
 from sr_export.data.color import y_channel
 from sr_export.data.images import read_image
-from sr_export.errors import SrExportError
 from sr_export.models.caffe.convert import check_against_caffe, idn_module
 from sr_export.models.caffe.idn_import import caffe_key, find_prototxt, import_idn
 from sr_export.models.caffe.numpy_forward import forward

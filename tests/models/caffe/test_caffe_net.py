@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 from sr_export.models.caffe.net import ConvSettings, read_net, with_weights
 from sr_export.models.caffe.schema import message_classes
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sr_export.errors import SrExportError
+from sr_export.core.errors import SrExportError
 from sr_export.models.caffe.net import CaffeLayer, CaffeNet, ConvSettings
 from sr_export.models.caffe.numpy_forward import convolution, deconvolution, forward
 

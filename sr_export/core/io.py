@@ -1,0 +1,105 @@
+"""File writing that never leaves a half-written artifact behind."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sr_export.core.errors import SrExportError
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
+
+    The temporary file lives in the same folder so the final ``os.replace`` is
+    atomic; on any exception it is removed and ``target`` is left untouched.
+    """
+    target = Path(target)
+    # Not tempfile.mkstemp: its files are private (0600); artifacts get the user's umask.
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        open(tmp, "xb").close()
+    except OSError as exc:
+        raise SrExportError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Like :func:`atomic_path`, for artifacts that are folders (Core ML's ``.mlpackage``).
+
+    Yields a path beside ``target`` (not yet created; same suffix, so tools
+    that look at it recognise the format); on success it replaces ``target``.
+    An existing ``target`` is moved aside first and deleted only after the
+    rename, so a failure never leaves neither behind.
+    """
+    import shutil
+
+    target = Path(target)
+    tmp = target.parent / f".{target.stem}.{secrets.token_hex(4)}.tmp{target.suffix}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SrExportError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    if target.exists() and not target.is_dir():
+        raise SrExportError(f"cannot write {target}: a file of that name is in the way")
+    old = target.parent / f".{target.stem}.{secrets.token_hex(4)}.old{target.suffix}"
+    try:
+        yield tmp
+        if not tmp.is_dir():
+            raise SrExportError(f"nothing was written for {target}")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+    finally:
+        for leftover in (tmp, old):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            elif leftover.exists():
+                leftover.unlink()
+
+
+def write_text_atomic(target: str | os.PathLike[str], text: str) -> Path:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(target)
+
+
+def write_json_atomic(target: str | os.PathLike[str], data: Any) -> Path:
+    return write_text_atomic(target, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if getattr(value, "ndim", 0) > 0 and hasattr(value, "tolist"):  # numpy arrays
+        return value.tolist()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
+
+
+def content_sha256(path: str | Path) -> str:
+    """sha256 of a file, or of a folder artifact's files in name order (e.g. an .mlpackage)."""
+    import hashlib
+
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        with file.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()

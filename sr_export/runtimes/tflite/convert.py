@@ -1,0 +1,200 @@
+"""PyTorch to TFLite with litert-torch: one fixed LR size per file, SR rewrites first, fp32, fp16 or int8.
+
+litert-torch converts these networks only at fixed input sizes (with a size
+range, E-RFDN's attention branch adds shape guards and XNNPACK later rejects
+other sizes), so every artifact has one LR size and other sizes run tiled.
+The SR-aware rewrites of :mod:`sr_export.rewrites` are applied to the module
+first.
+
+The file's I/O is NHWC (what TFLite and its delegates run natively; the
+default) or NCHW; ``ArtifactMetadata.input_shape`` stays the logical NCHW
+shape and ``layout`` says what the file itself takes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sr_export.core.artifacts import Artifact, ArtifactMetadata, sidecar_path
+from sr_export.core.errors import MissingDependencyError, SrExportError, StageFailed, first_line
+from sr_export.runtimes.tflite.diagnose import diagnose
+from sr_export.runtimes.tflite.int8 import TfliteInt8Options, quantize_model
+from sr_export.runtimes.tflite.quiet import quiet_litert
+
+if TYPE_CHECKING:
+    import torch
+
+    from sr_export.models.loader import LoadedModel
+
+
+LAYOUTS = ("nhwc", "nchw")
+
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+PROFILE = "tflite"  # the target profile whose first input size is the default shape
+
+
+FALLBACK_SHAPE = (64, 64)
+
+
+@dataclass(frozen=True)
+class TfliteOptions:
+    shape: tuple[int, int]
+    layout: str = "nhwc"
+    precision: str = "fp32"  # fp16: weights stored as float16, compute in float32; int8: see ``int8``
+    rewrite: bool = True
+    int8: TfliteInt8Options | None = None  # calibration recipe, I/O type and scheme; required for int8
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise SrExportError(f"layout '{self.layout}' is not one of {', '.join(LAYOUTS)}")
+        if self.precision not in PRECISIONS:
+            raise SrExportError(f"the tflite target converts {', '.join(PRECISIONS)}, not {self.precision}")
+        if self.precision == "int8" and self.int8 is None:
+            raise SrExportError("full-integer INT8 needs calibration: give a recipe (sr-export tflite --int8 --calib NAME)")
+        if self.precision != "int8" and self.int8 is not None:
+            raise SrExportError(f"INT8 settings (recipe, I/O type, scheme) apply to int8 files, not {self.precision}")
+
+
+@dataclass(frozen=True)
+class ConvertedTflite:
+    flatbuffer: bytes
+    metadata: ArtifactMetadata
+    rewrites: tuple[str, ...] = ()
+    seconds: float = 0.0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def default_shape() -> tuple[int, int]:
+    """The first input size of the ``tflite`` target profile (a fixed fallback without one)."""
+    from sr_export.targets.profiles import available_profiles, load_profile
+
+    if PROFILE in available_profiles():
+        return load_profile(PROFILE).input_sizes[0]
+    return FALLBACK_SHAPE
+
+
+# File name suffixes: the default INT8 scheme is plain "_int8".
+_INT8_SUFFIXES = {"sr-float": "_int8", "sr-int16": "_int8_a16", "full": "_int8_full"}
+
+
+def default_filename(model: LoadedModel, options: TfliteOptions) -> str:
+    height, width = options.shape
+    suffix = {"fp32": "", "fp16": "_fp16"}.get(options.precision, "")
+    if options.int8 is not None:
+        suffix = _INT8_SUFFIXES[options.int8.resolved_scheme]
+    return f"{model.info.name}_x{model.info.scale}_{height}x{width}{suffix}.tflite"
+
+
+def convert_tflite(
+    model: LoadedModel, options: TfliteOptions, *, progress: Callable[[str], Any] | None = None
+) -> ConvertedTflite:
+    """Convert ``model`` at ``options.shape``; raises a one-line StageFailed naming what broke."""
+    from sr_export.rewrites import apply_rewrites
+
+    height, width = options.shape
+    info = model.info
+    _check_shape(model, options.shape, "--shape")
+    module, applied = apply_rewrites(model.module.eval(), "tflite", enabled=options.rewrite)
+    say = progress or (lambda _message: None)
+    started = time.perf_counter()
+    flatbuffer = _convert_at(model, module, options, options.shape)
+    quantized = None
+    if options.precision == "fp16":
+        flatbuffer = _fp16_weights(flatbuffer)
+    elif options.int8 is not None:
+        convert_at = lambda shape: flatbuffer if shape == options.shape else _convert_at(model, module, options, shape)  # noqa: E731
+        quantized = quantize_model(model, options.int8, flatbuffer, convert_at, options.layout, options.rewrite, say)
+        flatbuffer = quantized.flatbuffer
+    seconds = time.perf_counter() - started
+    notes = tuple(f"rewrite applied: {entry}" for entry in applied)
+    if quantized is not None:
+        notes += (quantized.summary(),)
+    metadata = ArtifactMetadata.for_model(
+        model,
+        format="tflite",
+        backend="tflite",
+        precision=options.precision,
+        layout=options.layout.upper(),
+        input_shape=(1, info.in_channels, height, width),
+        exporter="litert-torch" if quantized is None else "litert-torch + ai-edge-quantizer",
+        verified_sizes=(),
+        notes=(*model.notes, *notes),
+        quantization=quantized.details() if quantized is not None else {},
+    )
+    return ConvertedTflite(flatbuffer, metadata, tuple(applied), seconds, notes)
+
+
+def _check_shape(model: LoadedModel, shape: tuple[int, int], what: str) -> None:
+    height, width = shape
+    info = model.info
+    if min(height, width) < info.min_input_size:
+        raise SrExportError(f"{what} {height}x{width} is below {info.name}'s minimum input of {info.min_input_size} px")
+    if model.size_multiple > 1 and (height % model.size_multiple or width % model.size_multiple):
+        raise SrExportError(f"{what} {height}x{width}: {info.name} needs sides in multiples of {model.size_multiple}")
+
+
+def _convert_at(model: LoadedModel, module: torch.nn.Module, options: TfliteOptions, shape: tuple[int, int]) -> bytes:
+    import torch
+
+    sample = torch.rand(1, model.info.in_channels, *shape) * model.info.data_range
+    return _convert_module(module, sample, options.layout, rewrites_on=options.rewrite)
+
+
+def write_tflite(converted: ConvertedTflite, path: Path) -> Artifact:
+    """Write the flatbuffer (atomically) and its metadata sidecar."""
+    from sr_export.core.io import atomic_path, write_json_atomic
+
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(converted.flatbuffer)
+        write_json_atomic(sidecar_path(path), converted.metadata.to_dict())
+    return Artifact(path, converted.metadata)
+
+
+def _convert_module(module: torch.nn.Module, sample: torch.Tensor, layout: str, *, rewrites_on: bool) -> bytes:
+    with quiet_litert():
+        litert_torch = _import_litert_torch()
+    if layout == "nhwc":
+        module = litert_torch.to_channel_last_io(module, args=[0], outputs=[0])
+        sample = sample.permute(0, 2, 3, 1).contiguous()
+    try:
+        with quiet_litert():
+            edge_model = litert_torch.convert(module.eval(), (sample,))
+            return bytes(edge_model.model_content())
+    except Exception as exc:  # the converter raises many types; all mean the same to the user
+        raise StageFailed("convert", diagnose(module, sample, exc, rewrites_on=rewrites_on)) from exc
+
+
+def _import_litert_torch() -> Any:
+    try:
+        import litert_torch
+    except ModuleNotFoundError as exc:
+        raise MissingDependencyError("litert-torch", "tflite", purpose="converting to TFLite") from exc
+    return litert_torch
+
+
+def _fp16_weights(flatbuffer: bytes) -> bytes:
+    try:
+        from ai_edge_quantizer import algorithm_manager, qtyping, quantizer
+    except ModuleNotFoundError as exc:
+        raise MissingDependencyError("ai-edge-quantizer", "tflite", purpose="float16 TFLite weights") from exc
+    tool = quantizer.Quantizer(flatbuffer)
+    tool.add_weight_only_config(
+        regex=".*",
+        operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
+        num_bits=16,
+        granularity=qtyping.QuantGranularity.TENSORWISE,
+        algorithm_key=algorithm_manager.AlgorithmName.FLOAT_CASTING,
+    )
+    try:
+        with quiet_litert():
+            result = tool.quantize(enable_progress_report=False)
+    except Exception as exc:
+        raise StageFailed("convert", f"casting the weights to float16: {first_line(exc)}") from exc
+    return bytes(result.quantized_model)
