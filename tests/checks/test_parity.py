@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from sr_export.checks.parity import TOLERANCES, judge, output_difference, run_parity, tolerance_for
+from sr_export.checks.parity import run_parity
 from sr_export.core.errors import SrExportError
+from sr_export.core.tolerances import TOLERANCES, judge, output_difference, tolerance_for
 from sr_export.data.parity_inputs import ParityInput, builtin_parity_inputs
 from sr_export.models.loader import ModelInfo
 

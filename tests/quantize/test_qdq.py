@@ -9,8 +9,8 @@ import numpy as np
 import onnx
 import pytest
 
-from sr_export.checks.parity import output_difference
 from sr_export.core.errors import SrExportError
+from sr_export.core.tolerances import output_difference
 from sr_export.data.parity_inputs import builtin_parity_inputs
 from sr_export.export.session import cpu_session
 from sr_export.quantize.graph import sr_float_nodes

@@ -14,9 +14,10 @@ import pytest
 
 pytest.importorskip("coremltools", reason="the coreml extra (coremltools) is not installed")
 
-from sr_export.checks.parity import run_parity, tolerance_for  # noqa: E402
+from sr_export.checks.parity import run_parity  # noqa: E402
 from sr_export.core.artifacts import sidecar_path  # noqa: E402
 from sr_export.core.errors import SrExportError  # noqa: E402
+from sr_export.core.tolerances import tolerance_for  # noqa: E402
 from sr_export.data.parity_inputs import builtin_parity_inputs  # noqa: E402
 from sr_export.models.loader import ModelRequest, load_model  # noqa: E402
 from sr_export.runtimes.coreml.convert import convert_model  # noqa: E402

@@ -18,9 +18,9 @@ import pytest
 pytest.importorskip("litert_torch", reason="litert-torch not installed (pip install 'sr-export[tflite]')")
 pytest.importorskip("ai_edge_quantizer", reason="ai-edge-quantizer not installed (pip install 'sr-export[tflite]')")
 
-from sr_export.checks.parity import INT8_MIN_OUTPUT_PSNR_DB, output_difference  # noqa: E402
 from sr_export.core.artifacts import Artifact  # noqa: E402
 from sr_export.core.errors import SrExportError  # noqa: E402
+from sr_export.core.tolerances import INT8_MIN_OUTPUT_PSNR_DB, output_difference  # noqa: E402
 from sr_export.quantize.recipes import load_recipe  # noqa: E402
 from sr_export.quantize.statistics import cache_folder  # noqa: E402
 from sr_export.runtimes.tflite.calibration import load_cached_ranges, save_ranges  # noqa: E402
