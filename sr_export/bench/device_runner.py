@@ -1,10 +1,14 @@
 """Times one artifact on the machine it runs on; the file sr-bench copies to a device.
 
-Self-contained on purpose: it needs the Python standard library, numpy and
-the device's own runtime (onnxruntime, ai_edge_litert / tflite_runtime, or
-TensorRT's trtexec), never sr_export, so a bare Jetson or phone board can run
-it. It is also what ``sr-bench`` runs for local targets, so local and remote
-numbers come from the same code.
+Self-contained on purpose: it needs the Python standard library and numpy,
+never sr_export, so a bare Jetson or phone board can run it. The runtime's
+own half comes with it: each runtime plugin declares a *device session*, a
+module file (standard library, numpy and that runtime only) that sr-bench
+copies beside this one; the job names it and its class. A session has
+``versions`` (a dict for the record), ``nhwc``, ``prepare(height, width)`` and
+``infer(batch)``, or its own ``benchmark(height, width, warmup, runs, job, harness)``
+when the runtime times itself (trtexec). It is also what ``sr-bench`` runs
+for local targets, so local and remote numbers come from the same code.
 
     python device_runner.py job.json
 
@@ -15,6 +19,7 @@ result that could be mistaken for a complete one.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -162,93 +167,39 @@ def postprocess(output, data_range, nhwc):
     return (np.clip(image, 0, data_range) * (255.0 / data_range)).round().astype(np.uint8)
 
 
-class OnnxRuntimeSession:
-    nhwc = False
-
-    def __init__(self, path, threads):
+def time_size(job, session, hw):
+    """Inference alone and the whole frame pipeline at one size; a session with its own timer
+    (``benchmark``: trtexec) reports into the same record."""
+    height, width = hw
+    count, warmup = job["runs"], job["warmup"]
+    if hasattr(session, "benchmark"):
         try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise JobError(f"onnxruntime is not installed for {sys.executable} on the device ({exc})") from exc
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-        self.versions = {"runtime": f"onnxruntime {ort.__version__}", "providers": "CPUExecutionProvider"}
-
-    def prepare(self, height, width):
-        return None
-
-    def infer(self, batch):
-        return self.session.run(None, {self.input_name: batch})[0]
-
-
-class LiteRtSession:
-    nhwc = True
-
-    def __init__(self, path, threads):
-        interpreter_class, version = None, ""
-        try:
-            from ai_edge_litert.interpreter import Interpreter as interpreter_class  # noqa: N813
-
-            version = "ai_edge_litert"
-        except ImportError:
-            try:
-                from tflite_runtime.interpreter import Interpreter as interpreter_class  # noqa: N813
-
-                version = "tflite_runtime"
-            except ImportError as exc:
-                raise JobError("neither ai_edge_litert nor tflite_runtime is installed for "
-                               f"{sys.executable} on the device") from exc
-        self.interpreter = interpreter_class(model_path=path, num_threads=threads or None)
-        detail = self.interpreter.get_input_details()[0]
-        self.nhwc = int(detail["shape"][-1]) in (1, 3)
-        self.input_index, self.shape = detail["index"], tuple(int(v) for v in detail["shape"])
-        self.versions = {"runtime": version}
-
-    def prepare(self, height, width):
-        shape = (1, height, width, self.shape[-1]) if self.nhwc else (1, self.shape[1], height, width)
-        if shape != self.shape:
-            try:
-                self.interpreter.resize_tensor_input(self.input_index, list(shape), strict=False)
-            except Exception as exc:  # noqa: BLE001 - the runtime's own message says why
-                raise JobError(f"the TFLite artifact takes {self.shape}, not {shape}: {exc}") from exc
-        self.interpreter.allocate_tensors()
-        self.shape = shape
-
-    def infer(self, batch):
-        self.interpreter.set_tensor(self.input_index, batch)
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.interpreter.get_output_details()[0]["index"])
-
-
-def run_session(job, session):
-    """Time inference alone and the whole frame pipeline at every size."""
-    results = []
+            return session.benchmark(height, width, warmup, count, job, sys.modules[__name__])
+        except RuntimeError as exc:
+            raise JobError(str(exc)) from exc
+    label = f"{height}x{width}"
     channels, data_range, scale = job["in_channels"], job["data_range"], job["scale"]
-    for height, width in job["sizes"]:
-        label = f"{height}x{width}"
+    try:
         session.prepare(height, width)
-        frame = make_frame(height, width, channels)
-        batch = preprocess(frame, data_range, session.nhwc)
-        for index in range(job["warmup"]):
-            output = session.infer(batch)
-            progress(f"{label} warm-up {index + 1}/{job['warmup']}")
-        inference, end_to_end = [], []
-        for index in range(job["runs"]):
-            start = time.perf_counter()
-            output = session.infer(batch)
-            inference.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            postprocess(session.infer(preprocess(frame, data_range, session.nhwc)), data_range, session.nhwc)
-            end_to_end.append(time.perf_counter() - start)
-            progress(f"{label} run {index + 1}/{job['runs']}")
-        out_hw = list(output.shape[1:3] if session.nhwc else output.shape[2:4])
-        results.append(size_result((height, width), out_hw, inference, end_to_end, scale))
-    return results
+    except RuntimeError as exc:
+        raise JobError(str(exc)) from exc
+    frame = make_frame(height, width, channels)
+    batch = preprocess(frame, data_range, session.nhwc)
+    output = None
+    for index in range(warmup):
+        output = session.infer(batch)
+        progress(f"{label} warm-up {index + 1}/{warmup}")
+    inference, end_to_end = [], []
+    for index in range(count):
+        start = time.perf_counter()
+        output = session.infer(batch)
+        inference.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        postprocess(session.infer(preprocess(frame, data_range, session.nhwc)), data_range, session.nhwc)
+        end_to_end.append(time.perf_counter() - start)
+        progress(f"{label} run {index + 1}/{count}")
+    out_hw = list(output.shape[1:3] if session.nhwc else output.shape[2:4])
+    return size_result((height, width), out_hw, inference, end_to_end, scale)
 
 
 def size_result(input_hw, output_hw, inference_s, end_to_end_s, scale):
@@ -267,63 +218,47 @@ def size_result(input_hw, output_hw, inference_s, end_to_end_s, scale):
     }
 
 
-def find_trtexec():
-    for candidate in (shutil.which("trtexec"), "/usr/src/tensorrt/bin/trtexec", "/usr/local/tensorrt/bin/trtexec"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    raise JobError("trtexec is not on PATH nor in /usr/src/tensorrt/bin on the device (install TensorRT / JetPack)")
+def load_session(job, artifact):
+    """The runtime's device session: a class in a module file copied next to this runner."""
+    spec = job.get("session")
+    if not spec:
+        raise JobError(f"the job names no device session for runtime '{job.get('runtime')}'")
+    path = os.path.abspath(spec["file"])
+    if not os.path.isfile(path):
+        raise JobError(f"the session module {spec['file']} is missing on the device")
+    loader = importlib.util.spec_from_file_location(f"sr_bench_session_{job.get('runtime', 'x')}", path)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    session_class = getattr(module, spec["class"], None)
+    if session_class is None:
+        raise JobError(f"{spec['file']} has no session class {spec['class']}")
+    params = {"threads": job.get("threads"), **spec.get("params", {})}
+    try:
+        return session_class(artifact, **params)
+    except RuntimeError as exc:  # the session's own words: what is missing or refused on the device
+        raise JobError(str(exc)) from exc
 
 
-def run_trtexec(job):
-    """TensorRT through trtexec: the engine is built on the device from the ONNX file, then timed."""
-    trtexec = find_trtexec()
-    version = _command([trtexec, "--help"], timeout=30) or ""
-    match = re.search(r"TensorRT v?(\d+)", version)
-    versions = {"runtime": f"TensorRT (trtexec) {match.group(1) if match else 'unknown'}"}
-    results = []
-    for height, width in job["sizes"]:
-        label = f"{height}x{width}"
-        times_file = os.path.abspath(f"times-{height}x{width}.json")
-        shape = f"{job['input_name']}:1x{job['in_channels']}x{height}x{width}"
-        args = [trtexec, f"--onnx={job['artifact']}", f"--shapes={shape}", f"--iterations={job['runs']}",
-                "--warmUp=500", "--avgRuns=1", "--duration=0", f"--exportTimes={times_file}"]
-        if job["precision"] in ("fp16", "int8"):
-            args.append("--fp16")
-        if job["precision"] == "int8":
-            args.append("--int8")
-        progress(f"{label} building and timing a TensorRT engine (trtexec)")
-        done = subprocess.run(args, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            tail = [line for line in (done.stdout + done.stderr).splitlines() if "ERROR" in line] or ["(no ERROR line)"]
-            raise JobError(f"trtexec failed at {label}: {tail[-1].strip()}")
-        with open(times_file, encoding="utf-8") as handle:
-            times = json.load(handle)
-        compute = [t["computeMs"] / 1e3 for t in times]
-        latency = [t["latencyMs"] / 1e3 for t in times]
-        memory = re.search(r"GPU Memory:?\s*([\d.]+)\s*MiB", done.stdout)
-        result = size_result((height, width), [height * job["scale"], width * job["scale"]], compute, latency,
-                             job["scale"])
-        result["end_to_end_note"] = "host-to-device copy + compute + device-to-host copy (trtexec latencyMs)"
-        if memory:
-            result["device_memory_mb"] = float(memory.group(1))
-        results.append(result)
-        progress(f"{label} done")
-    return versions, results
+def planned_runs(job):
+    """(LR size, artifact file) pairs: one artifact for every size, or one per size (fixed-size formats)."""
+    if "plan" in job:
+        return [(tuple(entry["size"]), entry["artifact"]) for entry in job["plan"]]
+    return [(tuple(size), job["artifact"]) for size in job.get("sizes", [])]
 
 
 def run_job(job):
-    artifact = job["artifact"]
-    if not os.path.isfile(artifact):
-        raise JobError(f"artifact {artifact} is missing on the device")
-    if job["runtime"] == "trtexec":
-        versions, sizes = run_trtexec(job)
-    else:
-        session_class = {"onnxruntime": OnnxRuntimeSession, "tflite": LiteRtSession}.get(job["runtime"])
-        if session_class is None:
-            raise JobError(f"the device runner has no runtime '{job['runtime']}'")
-        progress(f"loading {os.path.basename(artifact)} with {job['runtime']}")
-        session = session_class(artifact, job.get("threads"))
-        versions, sizes = session.versions, run_session(job, session)
+    runs = planned_runs(job) or [((0, 0), job.get("artifact", ""))]
+    for _, artifact in runs:
+        if not os.path.isfile(artifact):
+            raise JobError(f"artifact {artifact} is missing on the device")
+    sessions, sizes, versions = {}, [], {}
+    for hw, artifact in planned_runs(job):
+        if artifact not in sessions:
+            progress(f"loading {os.path.basename(artifact)} with {job['runtime']}")
+            sessions[artifact] = load_session(job, artifact)
+        session = sessions[artifact]
+        versions = session.versions
+        sizes.append(time_size(job, session, hw))
     return {"ok": True, "device": device_facts(versions), "sizes": sizes,
             "conditions": {"warmup": job["warmup"], "runs": job["runs"], "threads": job.get("threads"),
                            "precision": job["precision"], "runtime": job["runtime"]}}

@@ -13,7 +13,7 @@ from sr_export.core.errors import SrExportError
 from sr_export.core.model_info import ModelInfo
 from sr_export.data.datasets import ImagePair
 from sr_export.data.tensors import batch_to_image, image_to_batch
-from sr_export.runtimes.base import Runner
+from sr_export.runtimes.base import Inferring
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,16 @@ class EvalReport:
     def mean(self) -> QualityScores:
         return mean_scores([i.scores for i in self.images])
 
+    @property
+    def psnr_y(self) -> float:
+        """Mean Y-PSNR over the dataset (dB)."""
+        return self.mean.psnr_y
+
+    @property
+    def ssim_y(self) -> float:
+        """Mean Y-SSIM over the dataset."""
+        return self.mean.ssim_y
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "runner": self.runner,
@@ -50,14 +60,14 @@ class EvalReport:
         }
 
 
-def super_resolve(runner: Runner, lr: np.ndarray, info: ModelInfo) -> np.ndarray:
+def super_resolve(runner: Inferring, lr: np.ndarray, info: ModelInfo) -> np.ndarray:
     if min(lr.shape[:2]) < info.min_input_size:
         raise SrExportError(f"{info.name} needs LR images of at least {info.min_input_size} px per side")
     return batch_to_image(runner.infer(image_to_batch(lr, info)), info, lr)
 
 
 def evaluate(
-    runner: Runner,
+    runner: Inferring,
     info: ModelInfo,
     pairs: Sequence[ImagePair],
     *,

@@ -36,7 +36,7 @@ from sr_export.core.model_info import ModelInfo
 from sr_export.data.color import to_uint8, y_channel
 from sr_export.data.datasets import ImagePair
 from sr_export.data.matlab_resize import downscale, upscale
-from sr_export.runtimes.base import Runner
+from sr_export.runtimes.base import Inferring
 
 PROTOCOL = (
     "IDN authors' MATLAB test: HR Y (rgb2ycbcr, uint8) / 255 -> float bicubic LR (no rounding) -> model (Y) "
@@ -61,6 +61,15 @@ class LumaEvalReport:
     dataset: str
     scale: int
     images: tuple[LumaScore, ...]
+
+    @property
+    def psnr_y(self) -> float:
+        """Mean Y-PSNR over the dataset (dB), by the authors' protocol."""
+        return self.mean("psnr_y")
+
+    @property
+    def ssim_y(self) -> float:
+        return self.mean("ssim_y")
 
     def mean(self, field: str) -> float:
         return float(np.mean([getattr(image, field) for image in self.images]))
@@ -101,7 +110,7 @@ def score_luma(result: np.ndarray, hr_y: np.ndarray, bicubic: np.ndarray, scale:
 
 
 def evaluate_luma(
-    runner: Runner,
+    runner: Inferring,
     info: ModelInfo,
     pairs: Sequence[ImagePair],
     *,

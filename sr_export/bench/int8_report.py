@@ -24,7 +24,7 @@ from sr_export.core.io import atomic_path
 from sr_export.core.model_info import ModelInfo
 from sr_export.data.datasets import ImagePair
 from sr_export.quantize.sensitivity import LayerSensitivity
-from sr_export.runtimes.base import Runner
+from sr_export.runtimes.base import Inferring
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,8 @@ class Int8Report:
 
 
 def compare_on_dataset(
-    float_runner: Runner,
-    int8_runner: Runner,
+    float_runner: Inferring,
+    int8_runner: Inferring,
     info: ModelInfo,
     pairs: Sequence[ImagePair],
     *,

@@ -15,7 +15,7 @@ from typing import Any
 from sr_export.bench.evaluate import EvalReport, evaluate
 from sr_export.core.model_info import ModelInfo
 from sr_export.data.datasets import ImagePair
-from sr_export.runtimes.base import Runner
+from sr_export.runtimes.base import Inferring
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,8 @@ class DatasetDrop:
 
 
 def dataset_drop(
-    candidate: Runner,
-    reference: Runner,
+    candidate: Inferring,
+    reference: Inferring,
     info: ModelInfo,
     pairs: Sequence[ImagePair],
     *,

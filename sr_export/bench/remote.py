@@ -6,9 +6,10 @@ profile value that reaches the remote shell is quoted with :func:`shlex.quote`
 and every local command is an argument list, so host names and folders with
 ``;``, spaces or ``$(...)`` are data, never code.
 
-A run copies the artifact and ``device_runner.py`` into a fresh folder under
-the profile's working directory, runs it, streams its ``@progress`` lines,
-reads the one JSON result it prints at the end, and removes the folder.
+A run copies the artifacts, ``device_runner.py`` and the runtime's device
+session module (declared by the runtime plugin) into a fresh folder under the
+profile's working directory, runs it, streams its ``@progress`` lines, reads
+the one JSON result it prints at the end, and removes the folder.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sr_export.core.errors import SrExportError
+from sr_export.runtimes.base import DeviceSession
 from sr_export.targets.profiles import DeviceAccess
 
 RUNNER = Path(__file__).with_name("device_runner.py")
@@ -75,10 +77,13 @@ class SshDevice:
     def make_dir(self, folder: str) -> None:
         self._check(f"mkdir -p -- {remote_path(folder)}", "creating the working folder")
 
-    def copy(self, source: Path, folder: str, progress: Callable[[int, int], None] | None = None) -> None:
-        """Stream ``source`` to ``folder`` on the device; a cut copy never leaves a file under the final name."""
-        target = remote_path(f"{folder.rstrip('/')}/{source.name}")
-        partial = remote_path(f"{folder.rstrip('/')}/.{source.name}.part")
+    def copy(self, source: Path, folder: str, progress: Callable[[int, int], None] | None = None,
+             name: str | None = None) -> None:
+        """Stream ``source`` to ``folder`` on the device (as ``name``); a cut copy never leaves a file under the
+        final name."""
+        name = name or source.name
+        target = remote_path(f"{folder.rstrip('/')}/{name}")
+        partial = remote_path(f"{folder.rstrip('/')}/.{name}.part")
         command = f"cat > {partial} && mv -f -- {partial} {target}"
         try:
             proc = subprocess.Popen(self.ssh_args(command), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -192,22 +197,58 @@ def _stream(args: Sequence[str], progress: Progress | None, timeout: float, *, w
     return result
 
 
+# The device runner once named TensorRT's side after its tool.
+_RUNTIME_ALIASES = {"trtexec": "tensorrt"}
+
+
+def device_session(runtime: str) -> DeviceSession:
+    """The runtime's device-side session (from its descriptor); a one-line error for runtimes without one."""
+    from sr_export.runtimes.registry import get_runtime
+
+    name = _RUNTIME_ALIASES.get(runtime, runtime)
+    session = get_runtime(name).device_session
+    if session is None:
+        raise SrExportError(f"the {name} runtime has no device session: sr-bench cannot time its artifacts on a "
+                            "device; time them where their runtime lives (sr-bench speed --artifact on that machine)")
+    return session
+
+
 def job_document(*, runtime: str, artifact: str, precision: str, sizes: Sequence[tuple[int, int]], warmup: int,
                  runs: int, threads: int | None, scale: int, in_channels: int, data_range: float,
-                 input_name: str = "input") -> dict[str, Any]:
+                 input_name: str = "input", plan: Sequence[tuple[tuple[int, int], str]] | None = None,
+                 session_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What the device runner does: which session runs which artifact at which sizes, and how often.
+
+    ``plan`` pairs each size with its own artifact (fixed-size formats: one file per size); by
+    default ``artifact`` runs at every size. ``session_params`` go to the runtime's session.
+    """
+    session = device_session(runtime)
+    source = session.file()
+    entries = plan if plan is not None else [(tuple(size), artifact) for size in sizes]
     return {"runtime": runtime, "artifact": artifact, "precision": precision, "sizes": [list(s) for s in sizes],
+            "plan": [{"size": list(size), "artifact": name} for size, name in entries],
             "warmup": warmup, "runs": runs, "threads": threads, "scale": scale, "in_channels": in_channels,
-            "data_range": data_range, "input_name": input_name}
+            "data_range": data_range, "input_name": input_name,
+            "session": {"file": f"session_{_RUNTIME_ALIASES.get(runtime, runtime)}.py", "class": session.cls,
+                        "params": {**session.params, **(session_params or {})}},
+            "session_source": str(source)}
 
 
-def run_on_device(access: DeviceAccess, artifact: Path, job: dict[str, Any], *, timeout: float,
+def run_on_device(access: DeviceAccess, artifacts: Path | Sequence[Path], job: dict[str, Any], *, timeout: float,
                   progress: Progress | None = None) -> dict[str, Any]:
-    """Copy ``artifact`` and the runner to the device, run ``job`` there, clean up, return the result."""
-    job = {**job, "artifact": artifact.name}
+    """Copy the artifacts, the runner and the runtime's session to the device, run ``job`` there, clean up."""
+    artifacts = [artifacts] if isinstance(artifacts, Path) else list(artifacts)
+    job = dict(job)
+    session = Path(job.pop("session_source"))
+    session_name = job["session"]["file"]
+    if "artifact" in job and len(artifacts) == 1:
+        job["artifact"] = artifacts[0].name
+    files = [(artifact, artifact.name) for artifact in artifacts] + [(session, session_name)]
     if not access.is_remote:
         with tempfile.TemporaryDirectory(prefix="sr-bench-run-") as folder:
             work = Path(folder)
-            (work / artifact.name).symlink_to(artifact.resolve())
+            for source, name in files:
+                (work / name).symlink_to(source.resolve())
             (work / "job.json").write_text(json.dumps(job), encoding="utf-8")
             args = [sys.executable, str(RUNNER), str(work / "job.json")]
             return _stream(args, progress, timeout, where="this machine", ssh=False, cwd=work)
@@ -220,9 +261,9 @@ def run_on_device(access: DeviceAccess, artifact: Path, job: dict[str, Any], *, 
         with tempfile.TemporaryDirectory(prefix="sr-bench-job-") as local:
             job_file = Path(local) / "job.json"
             job_file.write_text(json.dumps(job), encoding="utf-8")
-            for source in (RUNNER, job_file, artifact):
-                device.copy(source, folder, lambda sent, total, name=source.name:
-                            say(f"copying {name} {sent / 1e6:.1f}/{total / 1e6:.1f} MB"))
+            for source, name in [(RUNNER, RUNNER.name), (job_file, job_file.name), *files]:
+                device.copy(source, folder, lambda sent, total, name=name:
+                            say(f"copying {name} {sent / 1e6:.1f}/{total / 1e6:.1f} MB"), name=name)
         return device.run_runner(folder, access.python, progress, timeout)
     finally:
         try:

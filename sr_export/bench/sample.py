@@ -12,7 +12,7 @@ import io
 import numpy as np
 
 from sr_export.core.model_info import ModelInfo
-from sr_export.runtimes.base import Runner
+from sr_export.runtimes.base import Inferring
 
 SAMPLE_IMAGE = "chelsea"
 SAMPLE_HR = 144  # divisible by 2, 3 and 4
@@ -37,7 +37,7 @@ def bicubic(scale: int) -> np.ndarray:
     return upscale(lr, scale)
 
 
-def render_sample(runner: Runner, info: ModelInfo) -> bytes:
+def render_sample(runner: Inferring, info: ModelInfo) -> bytes:
     """The runner's output on the sample patch, as PNG bytes."""
     from sr_export.bench.evaluate import super_resolve
 

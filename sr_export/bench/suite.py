@@ -18,8 +18,9 @@ from sr_export import __version__
 from sr_export.bench.history import RunRecord
 from sr_export.core.errors import SrExportError
 from sr_export.core.resources import read_toml_resource
-from sr_export.core.sizes import parse_size
-from sr_export.targets.profiles import TargetProfile
+from sr_export.core.sizes import parse_chw
+from sr_export.runtimes.options import options_dict
+from sr_export.targets.profiles import Checker, TargetProfile
 
 
 @dataclass(frozen=True)
@@ -31,33 +32,76 @@ class SuiteModel:
 
 @dataclass(frozen=True)
 class Suite:
+    """Models to run and how to measure them; timing settings left out (None) come from each target profile."""
+
     name: str
     models: tuple[SuiteModel, ...]
     description: str = ""
     profile_input: tuple[int, int, int] = (3, 256, 256)
-    speed_sizes: tuple[tuple[int, int], ...] = ((256, 256),)
-    warmup: int = 1
-    runs: int = 3
+    speed_sizes: tuple[tuple[int, int], ...] | None = None
+    warmup: int | None = None
+    runs: int | None = None
+    threads: int | None = None
     dataset: str = "builtin"
+
+    def timing(self, profile: TargetProfile) -> Timing:
+        """The sizes, warm-up, runs and threads on ``profile``: the suite's where it sets them, else the profile's."""
+        return Timing(
+            sizes=self.speed_sizes if self.speed_sizes is not None else profile.input_sizes,
+            warmup=self.warmup if self.warmup is not None else profile.warmup,
+            runs=self.runs if self.runs is not None else profile.runs,
+            threads=self.threads if self.threads is not None else profile.threads,
+        )
+
+
+@dataclass(frozen=True)
+class Timing:
+    sizes: tuple[tuple[int, int], ...]
+    warmup: int
+    runs: int
+    threads: int | None
+
+
+_SUITE_KEYS = {"name", "description", "models", "profile", "speed", "eval"}
+_MODEL_KEYS = {"model", "scale", "weights"}
 
 
 def load_suite(name_or_path: str) -> Suite:
+    """A suite by name or path, validated like a profile: an unknown key or a bad value names itself and the file."""
     data, path = read_toml_resource(name_or_path, "suites", what="suite")
+    check = Checker(f" in {path}")
+    check.keys(data, _SUITE_KEYS, "")
+    entries = data.get("models")
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise SrExportError(f"models in {path} must be a non-empty list of [[models]] tables")
+    models = []
+    for index, entry in enumerate(entries):
+        check.keys(entry, _MODEL_KEYS, f"models[{index}].")
+        if "model" not in entry:
+            raise SrExportError(f"models[{index}] in {path} names no model")
+        scale = check.integer(entry, "scale", f"models[{index}].", 1, default=0) or None
+        weights = check.string(entry, "weights", f"models[{index}].", default="") or None
+        models.append(SuiteModel(check.string(entry, "model", f"models[{index}].", default=""), scale, weights))
+    profile = check.table(data, "profile", {"input"})
+    speed = check.table(data, "speed", {"input_sizes", "warmup", "runs", "threads"})
+    evaluation = check.table(data, "eval", {"dataset"})
     try:
-        models = tuple(SuiteModel(**entry) for entry in data["models"])
-    except (KeyError, TypeError) as exc:
-        raise SrExportError(f"cannot read suite {path}: {type(exc).__name__}: {exc}") from exc
-    speed, evaluation = data.get("speed", {}), data.get("eval", {})
-    channels, height, width = (int(v) for v in data.get("profile", {}).get("input", "3x256x256").split("x"))
+        profile_input = parse_chw(check.string(profile, "input", "profile.", default="3x256x256"), 3)
+    except SrExportError as exc:
+        raise SrExportError(f"profile.input in {path}: {exc}") from exc
+    sizes = None
+    if "input_sizes" in speed:
+        sizes = check.sizes(speed, "input_sizes", "speed.")
     return Suite(
-        name=data.get("name", path.stem),
-        description=data.get("description", ""),
-        models=models,
-        profile_input=(channels, height, width),
-        speed_sizes=tuple(parse_size(s) for s in speed.get("input_sizes", ["256x256"])),
-        warmup=int(speed.get("warmup", 1)),
-        runs=int(speed.get("runs", 3)),
-        dataset=str(evaluation.get("dataset", "builtin")),
+        name=check.string(data, "name", "", default=path.stem),
+        description=check.string(data, "description", "", default=""),
+        models=tuple(models),
+        profile_input=profile_input,
+        speed_sizes=sizes,
+        warmup=check.integer(speed, "warmup", "speed.", 0, default=-1) if "warmup" in speed else None,
+        runs=check.integer(speed, "runs", "speed.", 1, default=1) if "runs" in speed else None,
+        threads=(check.integer(speed, "threads", "speed.", 0, default=0) or None) if "threads" in speed else None,
+        dataset=check.string(evaluation, "dataset", "eval.", default="builtin"),
     )
 
 
@@ -114,22 +158,13 @@ def environment() -> dict[str, str]:
 
 
 def device_runtime(profile: TargetProfile) -> str:
-    """Which runtime the device runner uses for the profile; checked before any work is done."""
-    if profile.backend == "tensorrt" and profile.access.is_remote:
-        return "trtexec"  # the board builds the engine from the ONNX file; nothing TensorRT is needed here
-    profile.require_backend()
-    from sr_export.runtimes.registry import get_target
-
-    target = get_target(profile.backend)
-    if profile.precision not in target.precisions:
-        raise SrExportError(f"target '{profile.name}': the {profile.backend} backend of this installation builds "
-                            f"{', '.join(target.precisions)}, not {profile.precision}")
-    if profile.backend == "tensorrt":
-        return "trtexec"
-    if profile.backend not in ("onnxruntime", "tflite"):
+    """The runtime the device runner times the profile with; checked (runtime, precision, options, device
+    session) before any work is done."""
+    runtime = profile.validate()
+    if runtime.device_session is None:
         raise SrExportError(f"target '{profile.name}': the device runner cannot time {profile.backend} artifacts; "
                             f"time them where their runtime lives (sr-bench speed --artifact on that machine)")
-    return profile.backend
+    return runtime.name
 
 
 def tool_git_commit() -> str | None:
@@ -166,91 +201,103 @@ def run_model(
 ) -> SuiteRow:
     """The whole pipeline for one model on one target; ``step`` is told what is happening now.
 
-    Export, build and quality checks run on this machine; timing runs in the
-    device runner, on this machine or on the profile's SSH device, so local and
-    remote numbers come from the same code. PyTorch eager is timed alongside
-    only for local targets, where the ratio means something. ``cache`` carries
-    exports and checks between the targets of one matrix run.
+    The artifact is built exactly as ``sr-export build --target PROFILE`` builds
+    it (runtime, precision, options, calibration; one file per size for
+    fixed-size formats) and proven against PyTorch; quality is evaluated on
+    this machine; timing runs in the device runner with the runtime's own
+    device session, on this machine or on the profile's SSH device, so local
+    and remote numbers come from the same code. PyTorch eager is timed
+    alongside only for local targets, where the ratio means something.
+    ``cache`` carries models, exports and checks between the targets of one matrix run.
     """
     import datetime
 
-    import onnx
-
+    from sr_export.bench.build import BuildRequest, BuildStopped, build
     from sr_export.bench.evaluate import evaluate
     from sr_export.bench.profile import profile_model
     from sr_export.bench.remote import job_document, run_on_device
     from sr_export.bench.sample import render_sample
     from sr_export.bench.speed import measure
-    from sr_export.checks.parity import run_parity
-    from sr_export.core.artifacts import Artifact
-    from sr_export.core.io import atomic_path
     from sr_export.data.datasets import load_dataset
-    from sr_export.data.parity_inputs import builtin_parity_inputs
-    from sr_export.export.onnx import ExportOptions, default_filename, export_onnx
+    from sr_export.export.onnx import ExportOptions, save_export
     from sr_export.models.loader import ModelRequest, load_model
     from sr_export.runtimes.open import open_runner
     from sr_export.runtimes.pytorch import PyTorchRunner
-    from sr_export.runtimes.registry import get_target
 
-    runtime = device_runtime(profile)
+    device_runtime(profile)
+    runtime = profile.require_backend()
+    options = profile.runtime_options()
+    timing = suite.timing(profile)
     cache = cache if cache is not None else {}
     label = f"{entry.model} x{entry.scale or '?'}"
     if entry not in cache:  # a model is loaded, exported and profiled once for all targets
         step(f"{label}: loading")
         model = load_model(ModelRequest(entry.model, scale=entry.scale, weights=entry.weights))
         step(f"{model.info.name} x{model.info.scale}: exporting to ONNX")
-        exported = export_onnx(model, ExportOptions(exporter=exporter))
-        onnx_path = out_dir / default_filename(model)
-        with atomic_path(onnx_path) as tmp:
-            onnx.save(exported.proto, str(tmp))
+        onnx_artifact = save_export(model, ExportOptions(exporter=exporter), out_dir)
         step(f"{model.info.name} x{model.info.scale}: profiling")
         complexity = profile_model(model, (1, model.info.in_channels, *suite.profile_input[1:]),
-                                   onnx_model=exported.proto)
-        cache[entry] = (model, exported, Artifact(onnx_path, exported.metadata), complexity)
-    model, exported, onnx_artifact, complexity = cache[entry]
+                                   onnx_model=onnx_artifact.path)
+        cache[entry] = (model, onnx_artifact, complexity)
+    model, onnx_artifact, complexity = cache[entry]
     info = model.info
     label = f"{info.name} x{info.scale}"
-    runner = None
-    if runtime == "trtexec":
-        artifact = onnx_artifact
-    else:
-        step(f"{label}: building for {profile.backend} {profile.precision}")
-        target = get_target(profile.backend)
-        if profile.backend == "onnxruntime":
-            artifact = target.build(onnx_artifact, out_dir, precision=profile.precision, options=profile.options)
-        else:
-            artifact = target.from_model(model, out_dir, precision=profile.precision, options=profile.options)
-        runner = open_runner(artifact, threads=profile.threads)
-    reference = PyTorchRunner(model, profile.threads)
+
+    # What the device runs: the runtime's artifact, one per size for fixed-size formats, or (trtexec)
+    # the prepared graph the board builds its engine from.
+    shapes = list(timing.sizes) if runtime.fixed_size else [None]
+    built = []
+    for shape in shapes:
+        request = BuildRequest(profile, profile.precision, options, shape=shape,
+                               until=runtime.device_session.takes if runtime.device_session else "artifact")
+        where = f" at {shape[0]}x{shape[1]}" if shape else ""
+        step(f"{label}: building for {profile.backend} {profile.precision}{where}")
+        source = model if runtime.consumes == "pytorch" else onnx_artifact
+        key = ("built", profile.backend, profile.precision, repr(options), shape, entry)
+        if key not in cache:
+            try:
+                cache[key] = build(source, request, out_dir, model=model, say=lambda text: step(f"{label}: {text}"))
+            except BuildStopped as stopped:  # the runtime is not here; the device builds from what was proven
+                cache[key] = stopped.result
+        built.append(cache[key])
+    artifact = built[0].artifact
+    assert artifact is not None
+    proof = next((s.check for s in reversed(built[0].steps) if s.check is not None), None)
     artifact_sha = _sha256(artifact.path)
 
-    # Outputs do not depend on threads or on where the artifact is timed: check each artifact once.
+    # Outputs do not depend on threads or on where the artifact is timed: evaluate each artifact once.
     checked_key = ("checked", artifact_sha, suite.dataset)
-    if runner is not None and checked_key not in cache:
-        step(f"{label}: parity")
-        parity = run_parity(runner, reference, builtin_parity_inputs(info), data_range=info.data_range,
-                            precision=artifact.metadata.precision)
-        step(f"{label}: evaluating on {suite.dataset}")
-        quality = evaluate(runner, info, load_dataset(suite.dataset, info.scale), dataset=suite.dataset)
-        cache[checked_key] = (parity, quality, render_sample(runner, info))
-    parity, quality, sample = cache.get(checked_key, (None, None, None))
+    if checked_key not in cache:
+        quality = sample = None
+        if proof is not None:
+            with open_runner(artifact, threads=timing.threads) as runner:
+                step(f"{label}: evaluating on {suite.dataset}")
+                quality = evaluate(runner, info, load_dataset(suite.dataset, info.scale), dataset=suite.dataset)
+                sample = render_sample(runner, info)
+        cache[checked_key] = (quality, sample)
+    quality, sample = cache[checked_key]
+    parity = proof.parity if proof is not None else None
 
     where = profile.access.host if profile.access.is_remote else "this machine"
-    job = job_document(runtime=runtime, artifact=artifact.path.name, precision=profile.precision,
-                       sizes=suite.speed_sizes, warmup=suite.warmup, runs=suite.runs, threads=profile.threads,
+    plan = [(size, result.artifact.path.name) for size, result in zip(timing.sizes, built)] if runtime.fixed_size \
+        else [(size, artifact.path.name) for size in timing.sizes]
+    files = list(dict.fromkeys(result.artifact.path for result in built))
+    job = job_document(runtime=profile.backend, artifact=artifact.path.name, precision=profile.precision,
+                       sizes=timing.sizes, warmup=timing.warmup, runs=timing.runs, threads=timing.threads,
                        scale=info.scale, in_channels=info.in_channels, data_range=info.data_range,
-                       input_name=exported.proto.graph.input[0].name)
-    result = run_on_device(profile.access, artifact.path, job, timeout=profile.timeout_s,
+                       input_name=artifact.metadata.input_name, plan=plan,
+                       session_params=runtime.device_job(artifact, options))
+    result = run_on_device(profile.access, files, job, timeout=profile.timeout_s,
                            progress=lambda text: step(f"{label} on {where}: {text}"))
 
-    first_size = suite.speed_sizes[0]
+    first_size = timing.sizes[0]
     target_ms = result["sizes"][0]["inference"]["median_ms"]
     speed: dict[str, Any] = {target_label(profile): {"median_ms": target_ms, **result["sizes"][0]}}
     speedup = None
     if not profile.access.is_remote:
         step(f"{label}: timing PyTorch eager for comparison")
-        eager = measure({"pytorch": reference}, info, [first_size], warmup=min(suite.warmup, 1), runs=suite.runs,
-                        threads=profile.threads)
+        eager = measure({"pytorch": PyTorchRunner(model, timing.threads)}, info, [first_size],
+                        warmup=min(timing.warmup, 1), runs=timing.runs, threads=timing.threads)
         speed["pytorch"] = eager.timings[0].to_dict()
         speedup = speed["pytorch"]["median_ms"] / target_ms
 
@@ -261,6 +308,7 @@ def run_model(
         device={**result["device"], "access": profile.access.to_dict(), "power": profile.access.power,
                 "notes": profile.notes},
         conditions={**result["conditions"], "timed_by": "device_runner.py", "where": where,
+                    "artifacts": [f.name for f in files], "options": options_dict(options),
                     "quality_measured_on": "this machine, same artifact" if quality else None,
                     "end_to_end": "uint8 frame -> float batch -> infer -> clamp, round, uint8 frame"},
         sizes=result["sizes"], weights_sha256=model.weights_sha256, git_commit=tool_git_commit(),
@@ -286,7 +334,7 @@ def run_model(
         psnr_y=record.psnr_y,
         ssim_y=record.ssim_y,
         details={
-            "parity": parity.to_dict() if parity else None,
+            "parity": proof.to_dict() if proof else None,
             "profile": complexity.to_dict(),
             "device_run": result,
             "eval": quality.to_dict() if quality else None,

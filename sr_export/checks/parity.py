@@ -13,7 +13,7 @@ from typing import Any
 from sr_export.core.io import write_text_atomic
 from sr_export.core.tolerances import Tolerance, format_psnr, judge, output_difference, tiled_tolerance, tolerance_for
 from sr_export.data.parity_inputs import ParityInput
-from sr_export.runtimes.base import Runner
+from sr_export.runtimes.base import Inferring
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,8 @@ class ParityReport:
 
 
 def run_parity(
-    candidate: Runner,
-    reference: Runner,
+    candidate: Inferring,
+    reference: Inferring,
     inputs: Sequence[ParityInput],
     *,
     data_range: float,

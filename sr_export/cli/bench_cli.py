@@ -21,9 +21,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(export, parity, profile, speed, quality) on a target.",
     )
     parser.add_argument("--version", action="version", version=f"sr-bench {__version__}")
-    parser.add_argument("--target", default="cpu", help="target profile name or .toml path (default: cpu)")
+    parser.add_argument("--target", default="cpu", help="target profile name or .toml path, or a runtime name "
+                        "(default: cpu)")
     parser.add_argument("--suite", default="default", help="benchmark suite name or .toml path (default: default)")
-    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT_DIR, help="where artifacts and results go")
+    common.add_output_argument(parser, "folder for artifacts and results (default: sr-bench-out)",
+                               default=DEFAULT_OUT_DIR, old_names=("--out-dir",))
     harness_cli.add_run_arguments(parser)
     parser.set_defaults(handler=cmd_suite)  # plain `sr-bench` runs the suite
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_model_arguments(evaluate, required=False)
     evaluate.add_argument("--dataset", required=True, help="folder (HR/ and optional LR_bicubic/X{s}/) or 'builtin'")
     evaluate.add_argument("--threads", type=int, help="CPU threads")
+    common.add_runtime_argument(evaluate)
     evaluate.add_argument("--protocol", choices=("auto", "standard", "idn"), default="auto",
                           help="standard: uint8 RGB LR images in, Y and RGB scores (every zoo model); idn: the IDN "
                           "authors' MATLAB test (Y only, float LR from the HR Y, their crop/shave, with the "
@@ -61,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--runs", type=int, help="timed runs (default: the profile's)")
     speed.add_argument("--threads", type=int, help="CPU threads for every runner (default: the profile's)")
     speed.add_argument("--no-pytorch", action="store_true", help="do not time PyTorch eager")
+    common.add_runtime_argument(speed)
     speed.add_argument("--plot", type=Path, metavar="PNG", help="write a latency chart")
     common.add_tiling_argument(speed)
     common.add_export_arguments(speed, shape=False)
@@ -146,26 +150,29 @@ def _runner_for_eval(args: argparse.Namespace, console: Any) -> tuple[Any, Any]:
                                  in_channels=args.in_channels)
         if artifact.metadata.random_init:
             common.warn(console, f"{args.artifact} was exported from a randomly initialised model")
-        runner = open_runner(artifact, threads=args.threads, tile_overlap=args.tile_overlap)
+        runner = open_runner(artifact, runtime=args.runtime, threads=args.threads, tile_overlap=args.tile_overlap)
         return runner, artifact.metadata.model_info()
     model = common.load_requested_model(args, console)
     return PyTorchRunner(model, args.threads), model.info
 
 
 def cmd_speed(args: argparse.Namespace) -> int:
+    """Times PyTorch eager and artifacts side by side; a model (or an artifact its runtime builds from) is built
+    first exactly as the target profile says (precision, options, calibration)."""
     import tempfile
 
+    from sr_export import api
+    from sr_export.bench.build import BuildStopped
+    from sr_export.bench.checking import reference_model
     from sr_export.bench.speed import measure
     from sr_export.cli.tables import speed_table
-    from sr_export.export.onnx import save_export
-    from sr_export.models.loader import ModelRequest, load_model
     from sr_export.runtimes.open import open_artifact, open_runner
     from sr_export.runtimes.pytorch import PyTorchRunner
-    from sr_export.runtimes.registry import get_target
-    from sr_export.targets.profiles import load_profile
+    from sr_export.targets.profiles import load_target
 
     console = common.stderr_console()
-    profile = load_profile(args.target)
+    profile = load_target(args.target)
+    runtime = profile.validate()
     threads = args.threads if args.threads is not None else profile.threads
     model = common.load_requested_model(args, console) if args.model else None
     artifacts = [open_artifact(path, model, measure=True, data_range=args.data_range, in_channels=args.in_channels)
@@ -176,21 +183,41 @@ def cmd_speed(args: argparse.Namespace) -> int:
         common.warn(console, f"{artifacts[0].path} records no PyTorch model; timing the artifacts only")
     elif model is None and not args.no_pytorch:
         with console.status("rebuilding the PyTorch model from the artifact's metadata"):
-            model = load_model(ModelRequest.from_dict(artifacts[0].metadata.request))
+            model = reference_model(artifacts[0].metadata, artifacts[0].path)
+    sizes = args.sizes or list(profile.input_sizes)
     runners: dict[str, Any] = {}
     if model is not None and not args.no_pytorch:
         runners["pytorch"] = PyTorchRunner(model, threads)
     with tempfile.TemporaryDirectory(prefix="sr-bench-") as scratch:
+        # What the profile's runtime builds: the model itself, or artifacts in the format it builds from.
+        sources: list[Any] = [a for a in artifacts if _builds_from(runtime, a, profile.precision)]
         if not artifacts and model is not None:
-            with console.status(f"exporting {model.info.name} to ONNX for timing"):
-                artifacts = [save_export(model, common.export_options_from_args(args), Path(scratch))]
+            sources = [model]
+        built: dict[Any, Any] = {}
+        for source in sources:
+            shapes = sizes if runtime.fixed_size else [None]
+            with console.status(f"building for {profile.name} ({profile.precision})"):
+                for shape in shapes:
+                    try:
+                        result = api.build_steps(source, profile.name if profile.source else profile.backend,
+                                                 Path(scratch), precision=profile.precision, options=profile.options,
+                                                 shape=shape, check=False,
+                                                 export=common.export_options_from_args(args),
+                                                 model=model)
+                    except BuildStopped as stopped:
+                        raise SrExportError(f"{stopped}; time the engine where TensorRT is (sr-bench speed "
+                                            "--artifact on that machine)") from stopped
+                    built.setdefault(id(source), []).append(result.artifact)
         for artifact in artifacts:
-            target = get_target(profile.backend) if artifact.metadata.backend == profile.backend else None
-            built = target.build(artifact, Path(scratch), precision=profile.precision) if target else artifact
-            label = f"{built.metadata.backend}:{built.path.name}"
-            runners[label] = open_runner(built, threads=threads, tile_overlap=args.tile_overlap)
+            if id(artifact) not in built:
+                built[id(artifact)] = [artifact]
+        for group in built.values():
+            first = group[0]
+            label = f"{args.runtime or first.metadata.backend}:{first.path.name}"
+            opened = [open_runner(a, runtime=args.runtime, threads=threads, tile_overlap=args.tile_overlap)
+                      for a in group]
+            runners[label] = opened[0] if len(opened) == 1 else PerSize(dict(zip(sizes, opened)))
         info = model.info if model is not None else artifacts[0].metadata.model_info()
-        sizes = args.sizes or list(profile.input_sizes)
         warmup = profile.warmup if args.warmup is None else args.warmup
         runs = profile.runs if args.runs is None else args.runs
         if runs < 1:
@@ -212,20 +239,42 @@ def cmd_speed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _builds_from(runtime: Any, artifact: Any, precision: str) -> bool:
+    """An artifact the profile's runtime builds from (an FP32 ONNX for an INT8 profile), not one it runs as is."""
+    meta = artifact.metadata
+    return runtime.consumes == "onnx" and meta.format == "onnx" and meta.precision == "fp32" and (
+        precision != "fp32" or meta.format not in runtime.reads)
+
+
+class PerSize:
+    """One fixed-size artifact per LR size, timed as one runner (TFLite files: one per size)."""
+
+    def __init__(self, runners: dict[Any, Any]) -> None:
+        self.runners = runners
+        first = next(iter(runners.values()))
+        self.name = first.name
+
+    def infer(self, batch: Any) -> Any:
+        runner = self.runners[(int(batch.shape[2]), int(batch.shape[3]))]
+        output = runner.infer(batch)
+        self.last_inference_time = runner.last_inference_time
+        return output
+
 def cmd_suite(args: argparse.Namespace) -> int:
     from sr_export.bench.plots import latency_chart
     from sr_export.core.io import write_json_atomic
 
     console, out = common.stderr_console(), common.stdout_console()
     plan = harness_cli.plan_from_args(args)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+    args.output.mkdir(parents=True, exist_ok=True)
     rows_by_target = harness_cli.run_plan(plan, args, console)
     failed = []
     for profile, rows in rows_by_target:
         suite = plan.suite
+        timing = suite.timing(profile)
         out.print(harness_cli.suite_table(suite, profile, rows))
-        size = suite.speed_sizes[0]
-        out.print(f"FLOPs at 1x3x{suite.profile_input[1]}x{suite.profile_input[2]}; latency = median of {suite.runs} "
+        size = timing.sizes[0]
+        out.print(f"FLOPs at 1x3x{suite.profile_input[1]}x{suite.profile_input[2]}; latency = median of {timing.runs} "
                   f"runs at LR {size[0]}x{size[1]}; parity = worst PSNR between outputs over the built-in inputs.")
         stem = f"{suite.name}-{profile.name}"
         results = {
@@ -234,11 +283,11 @@ def cmd_suite(args: argparse.Namespace) -> int:
             "environment": harness_cli.local_environment(),
             "rows": [_row_dict(row) for row in rows],
         }
-        json_path = write_json_atomic(args.out_dir / f"{stem}.json", results)
+        json_path = write_json_atomic(args.output / f"{stem}.json", results)
         label = harness_cli.target_label(profile)
         series = {name: [r.speed[name]["median_ms"] if name in r.speed else 0.0 for r in rows]
                   for name in ("pytorch", label) if any(name in r.speed for r in rows)}
-        chart = latency_chart([f"{r.model} x{r.scale}" for r in rows], series, args.out_dir / f"{stem}-latency.png",
+        chart = latency_chart([f"{r.model} x{r.scale}" for r in rows], series, args.output / f"{stem}-latency.png",
                               title=f"median latency, LR {size[0]}x{size[1]}, {profile.name}")
         out.print(f"wrote {json_path} and {chart}")
         failed += [f"{r.model} x{r.scale} on {profile.name}" for r in rows if r.parity_passed is False]

@@ -113,6 +113,7 @@ def load_requested_model(args: argparse.Namespace, console: Console) -> Any:
 
 
 def size_argument(text: str) -> tuple[int, int]:
+    """The one size parser (sr_export.core.sizes) as an argparse type: a bad size is one line."""
     from sr_export.core.sizes import parse_size
 
     try:
@@ -123,6 +124,22 @@ def size_argument(text: str) -> tuple[int, int]:
 
 def sizes_argument(text: str) -> list[tuple[int, int]]:
     return [size_argument(part) for part in text.split(",") if part.strip()]
+
+
+def add_output_argument(parser: argparse.ArgumentParser, help_text: str, *, default: Path | None = None,
+                        old_names: tuple[str, ...] = (), suppress_default: bool = False) -> None:
+    """``-o/--output`` for the file or folder a command writes, on every command; earlier spellings
+    (``--out-dir``, ``--out``) keep working, unlisted."""
+    value_default = argparse.SUPPRESS if suppress_default else default
+    parser.add_argument("-o", "--output", type=Path, default=value_default, metavar="PATH", help=help_text)
+    for name in old_names:
+        parser.add_argument(name, dest="output", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def add_runtime_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runtime", metavar="NAME",
+                        help="runtime to run the artifact with, among those that read its format (default: the one "
+                        "it was built for; see `sr-export runtimes`)")
 
 
 # Tables are wide; when output goes to a file or CI log, do not wrap them at 80 columns.
@@ -201,6 +218,14 @@ def run(build_parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str]
 
 def _print_error(message: str) -> None:
     sys.stderr.write(f"error: {' '.join(message.split())}\n")
+
+
+def existing_path(text: str) -> Path:
+    """A file or a folder artifact (an .mlpackage) that exists."""
+    path = Path(text)
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"not found: {text}")
+    return path
 
 
 def existing_file(text: str) -> Path:

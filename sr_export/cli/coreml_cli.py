@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from sr_export.cli import common
-from sr_export.core.errors import CheckFailed, SrExportError
+from sr_export.cli import build_cli, common
+from sr_export.core.errors import SrExportError
 
 
 def range_argument(text: str) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -42,79 +42,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-rewrite", action="store_true",
                        help="convert the model as written (no Core ML rewrites; for debugging)")
     parser.add_argument("--no-check", action="store_true", help="skip the final parity check")
-    parser.add_argument("-o", "--output", type=Path, help="output package (default: <model>_x<scale>.mlpackage)")
+    common.add_output_argument(parser, "output package (default: <model>_x<scale>.mlpackage)")
     common.add_json_argument(parser, "export report (metadata, conversion and parity)")
     parser.set_defaults(precision="fp16")
 
 
-def options_from_args(args: argparse.Namespace) -> Any:
-    from sr_export.runtimes.coreml.options import DEFAULT_DEPLOYMENT_TARGET, CoreMLOptions
-    from sr_export.runtimes.coreml.sizes import InputSizes
-
-    sizes = InputSizes.from_options(args.shape, tuple(args.shapes or ()), args.size_range)
-    target = args.deployment_target or DEFAULT_DEPLOYMENT_TARGET
-    return CoreMLOptions(precision=args.precision, deployment_target=target, sizes=sizes,
-                         int8_weights=args.int8_weights, rewrite=not args.no_rewrite, route=args.route)
-
+def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The coreml runtime's options (sr_export.runtimes.coreml.options) from the command line."""
+    options: dict[str, Any] = {"int8_weights": args.int8_weights, "rewrite": not args.no_rewrite, "route": args.route}
+    if args.shapes:
+        options["shapes"] = [f"{h}x{w}" for h, w in args.shapes]
+    if args.size_range:
+        (h0, w0), (h1, w1) = args.size_range
+        options["range"] = f"{h0}x{w0}:{h1}x{w1}"
+    if args.deployment_target:
+        options["deployment_target"] = args.deployment_target
+    return options
 
 def cmd_coreml(args: argparse.Namespace) -> int:
-    from sr_export.core.artifacts import Artifact
-    from sr_export.core.io import atomic_directory
-    from sr_export.runtimes.coreml.convert import convert_model
-    from sr_export.runtimes.coreml.package import default_filename, package_size, save_program, write_sidecar
+    """``sr-export coreml``: ``build --target coreml`` from a model."""
+    from sr_export.runtimes.coreml.package import default_filename
 
     if args.output is not None and args.output.suffix.lower() != ".mlpackage":
         raise SrExportError(f"a Core ML package ends in .mlpackage: {args.output}")
     console = common.stderr_console()
     model = common.load_requested_model(args, console)
     output = args.output or Path(default_filename(model))
-    options = options_from_args(args)
-    with console.status(f"converting {model.info.name} x{model.info.scale} to Core ML "
-                        f"({options.precision}, {options.sizes.describe()})"):
-        converted = convert_model(model, options)
-    for note in converted.notes:
+    result = build_cli.execute(console, model, "coreml", output, precision=args.precision,
+                               options=options_from_args(args), shape=args.shape, check=not args.no_check,
+                               json_to=args.json, failure_hint="--fp32 computes in float32; --no-check writes it anyway")
+    artifact, check = result.artifact, result.steps[-1].check
+    for note in artifact.details.get("notes", ()):
         if note.startswith("converted with"):
             common.warn(console, note)
         else:
             console.print(note)
-    report: dict[str, Any] = {
-        "artifact": str(output),
-        "route": converted.route,
-        "convert_seconds": round(converted.seconds, 2),
-        "ops": converted.op_counts,
-        "metadata": converted.metadata.to_dict(),
-    }
-    with atomic_directory(output) as tmp:
-        save_program(converted, tmp)
-        report["size_bytes"] = package_size(tmp)
-        if not args.no_check:
-            parity = _parity(Artifact(tmp, converted.metadata), model, options, console)
-            report["parity"] = parity.to_dict()
-            if not parity.passed:
-                common.emit_json(report, args.json, console)
-                raise CheckFailed(
-                    f"parity check failed (worst PSNR {parity.worst_psnr_db:.1f} dB); {output} was not written "
-                    "(--fp32 computes in float32; --no-check writes it anyway)"
-                )
-    write_sidecar(output, converted.metadata)
-    console.print(f"[green]wrote[/green] {output} ({report['size_bytes'] / 1024:.0f} KiB, {converted.route}, "
-                  f"{options.sizes.describe()}, {converted.seconds:.1f} s)")
+    report: dict[str, Any] = {"artifact": str(artifact.path), "metadata": artifact.metadata.to_dict(),
+                              **{k: v for k, v in artifact.details.items() if k != "notes"}}
+    if check is not None:
+        report["parity"] = check.parity.to_dict()
     common.emit_json(report, args.json, console)
     return 0
-
-
-def _parity(artifact: Any, model: Any, options: Any, console: Any) -> Any:
-    from sr_export.checks.parity import run_parity
-    from sr_export.cli.tables import parity_table
-    from sr_export.data.parity_inputs import builtin_parity_inputs
-    from sr_export.runtimes.coreml import CoreMLTarget
-    from sr_export.runtimes.pytorch import PyTorchRunner
-
-    runner = CoreMLTarget().load(artifact)
-    inputs = builtin_parity_inputs(model.info, list(options.sizes.check_sizes()), 1)
-    with common.progress_bar(console) as progress:
-        task = progress.add_task(f"parity: {runner.name} vs PyTorch", total=len(inputs))
-        report = run_parity(runner, PyTorchRunner(model), inputs, data_range=model.info.data_range,
-                            precision=artifact.metadata.precision, progress=lambda: progress.advance(task))
-    console.print(parity_table(report))
-    return report

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sr_export import __version__
-from sr_export.cli import common, int8_cli, proof, tflite_cli, trt_cli
+from sr_export.cli import build_cli, common, int8_cli, tflite_cli, trt_cli
 from sr_export.core.errors import CheckFailed, SrExportError
 
 
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_export_arguments(onnx)
     onnx.add_argument("--no-check", action="store_true",
                       help="skip the final parity check (the graph is still proven at the export sizes)")
-    onnx.add_argument("-o", "--output", type=Path, help="output file (default: <model>_x<scale>.onnx)")
+    common.add_output_argument(onnx, "output file (default: <model>_x<scale>.onnx)")
     int8_cli.add_int8_arguments(onnx)
     common.add_json_argument(onnx, "export report (metadata and parity)")
     onnx.set_defaults(handler=cmd_onnx)
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="LR sizes for built-in images (default 64x64,45x71)")
     check.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="tolerance set (default: artifact's)")
     check.add_argument("--threads", type=int, help="CPU threads for the runtimes")
+    common.add_runtime_argument(check)
     common.add_tiling_argument(check)
     check.add_argument("--junit", type=Path, metavar="PATH", help="write a JUnit XML report")
     common.add_json_argument(check, "parity report")
@@ -55,10 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=cmd_check)
 
     trt_cli.add_parser(commands)
+    build_cli.add_parser(commands)
+
+    runtimes = commands.add_parser("runtimes", help="list the runtimes: what each builds from, runs and writes")
+    common.add_json_argument(runtimes, "runtime listing")
+    runtimes.set_defaults(handler=cmd_runtimes)
+
     caffe = commands.add_parser("import-caffe", help="convert the IDN authors' Caffe model to a PyTorch checkpoint")
     caffe.add_argument("prototxt", type=Path, help="deploy graph (e.g. IDN_x4_deploy.prototxt)")
     caffe.add_argument("caffemodel", type=Path, help="trained weights (e.g. IDN_x4.caffemodel)")
-    caffe.add_argument("-o", "--output", type=Path, help="checkpoint to write (default: idn_x<scale>.pth)")
+    common.add_output_argument(caffe, "checkpoint to write (default: idn_x<scale>.pth)")
     common.add_json_argument(caffe, "conversion report")
     caffe.set_defaults(handler=cmd_import_caffe)
 
@@ -78,46 +85,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_onnx(args: argparse.Namespace) -> int:
-    import onnx
-
-    from sr_export.core.artifacts import Artifact
-    from sr_export.core.io import atomic_path
-    from sr_export.export.onnx import default_filename, export_onnx
+    """``sr-export onnx``: ``build --target onnxruntime`` (with ``--int8``: its INT8 QDQ build) from a model."""
+    from sr_export.export.onnx import default_filename
 
     console = common.stderr_console()
-    recipe = int8_cli.requested_recipe(args)  # a bad recipe fails before the slow export
+    int8_cli.requested_recipe(args)  # a bad recipe fails before the slow export
     model = common.load_requested_model(args, console)
-    options = common.export_options_from_args(args)
-    exporters = "dynamo, then legacy" if options.exporter == "auto" else options.exporter
-    with console.status(f"exporting {model.info.name} x{model.info.scale} to ONNX ({exporters}; opset {options.opset})"):
-        exported = export_onnx(model, options)
-    for note in exported.notes[len(model.notes):]:
-        common.warn(console, note)
+    export = common.export_options_from_args(args)
     if args.int8:
-        return int8_cli.write_int8(args, recipe, model, exported, console)
-    output = args.output or Path(default_filename(model))
-    report: dict[str, Any] = {"artifact": str(output), "metadata": exported.metadata.to_dict()}
-    with atomic_path(output) as tmp:
-        onnx.save(exported.proto, str(tmp))
-        if not args.no_check:
-            parity = proof.parity_against_pytorch(Artifact(tmp, exported.metadata), model, console)
-            report["parity"] = parity.to_dict()
-            if not parity.passed:
-                common.emit_json(report, args.json, console)
-                raise CheckFailed(
-                    f"parity check failed (worst PSNR {parity.worst_psnr_db:.1f} dB); {output} was not written "
-                    "(--no-check writes it anyway)"
-                )
-    meta = exported.metadata
-    size_kb = output.stat().st_size / 1024
-    if options.shape is None:
-        verified = ", ".join(f"{h}x{w}" for h, w in meta.verified_sizes)
-        shape = f"dynamic HxW, verified at {verified}"
+        suffix = "_int8_trt.onnx" if args.int8_flavour == "tensorrt" else "_int8.onnx"
+        output = args.output or Path(default_filename(model).removesuffix(".onnx") + suffix)
+        options = {"calibration": args.calib, "keep_float": list(args.keep_float), "flavour": args.int8_flavour}
+        hint = ("--no-check writes it anyway; --calib mixed keeps the most sensitive activations in float, "
+                "and `sr-bench int8-report` shows them")
     else:
-        shape = f"fixed {options.shape[0]}x{options.shape[1]}"
-    simplified = "simplified" if meta.simplified else "not simplified"
-    console.print(f"[green]wrote[/green] {output} ({size_kb:.0f} KiB, {meta.exporter} exporter, opset {meta.opset}, "
-                  f"{shape}, {simplified})")
+        output, options, hint = args.output or Path(default_filename(model)), {}, ""
+    result = build_cli.execute(console, model, "onnxruntime", output, precision="int8" if args.int8 else "fp32",
+                               calibration=args.calib if args.int8 else None, options=options, shape=export.shape,
+                               check=not args.no_check, export=export, json_to=args.json, failure_hint=hint,
+                               allow_calibration_overlap=getattr(args, "allow_calibration_overlap", False))
+    artifact = result.artifact
+    for note in artifact.metadata.notes:
+        if note not in model.notes and not note.startswith(("INT8 QDQ", "float nodes", "float activations")):
+            common.warn(console, note)
+    final = result.steps[-1]
+    report: dict[str, Any] = {"artifact": str(artifact.path), "metadata": artifact.metadata.to_dict()}
+    if final.check is not None:
+        report["parity"] = final.check.parity.to_dict()
+    if args.int8:
+        report.update(int8_cli.int8_report(args, artifact, final.check, result, console))
     common.emit_json(report, args.json, console)
     return 0
 
@@ -144,62 +140,54 @@ def cmd_import_caffe(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from sr_export.checks.parity import run_parity
-    from sr_export.cli.tables import parity_table
-    from sr_export.data.parity_inputs import artifact_parity_inputs, folder_parity_inputs
-    from sr_export.models.loader import ModelRequest, load_model
-    from sr_export.runtimes.open import open_artifact, open_runner
-    from sr_export.runtimes.pytorch import PyTorchRunner
+    from sr_export import api
+    from sr_export.bench.checking import reference_model
+    from sr_export.runtimes.open import open_artifact
 
     console = common.stderr_console()
     described = common.load_requested_model(args, console) if args.model else None
     by_artifact = args.against != "pytorch"
     measured = {"measure": by_artifact, "data_range": args.data_range, "in_channels": args.in_channels}
     artifact = open_artifact(args.artifact, described, **measured)
-    meta = artifact.metadata
-    if not by_artifact:
-        model = described
-        if model is None and not meta.request:
-            raise SrExportError(f"{args.artifact} records no model to rebuild; pass --model for the PyTorch reference")
-        if model is None:
-            with console.status("rebuilding the PyTorch reference from the artifact's metadata"):
-                model = load_model(ModelRequest.from_dict(meta.request))
-            if meta.weights_sha256 and model.weights_sha256 != meta.weights_sha256:
-                raise SrExportError(
-                    f"the checkpoint {model.weights_path} changed since {args.artifact.name} was exported "
-                    "(sha256 differs); pass --model/--weights for the reference"
-                )
-        reference = PyTorchRunner(model, args.threads)
-        info = model.info
-    else:
-        reference_artifact = open_artifact(Path(args.against), described, **measured)
-        reference = open_runner(reference_artifact, threads=args.threads, tile_overlap=args.tile_overlap)
-        info = meta.model_info()
-    candidate = open_runner(artifact, threads=args.threads, tile_overlap=args.tile_overlap)
-    static = meta.static_hw
-    if args.images:
-        inputs = folder_parity_inputs(info, args.images, static)
-    else:
-        inputs = artifact_parity_inputs(info, static, args.sizes)
-    precision = args.precision or meta.precision
+    against: Any = described
+    if by_artifact:
+        against = open_artifact(Path(args.against), described, **measured)
+    elif described is None:
+        with console.status("rebuilding the PyTorch reference from the artifact's metadata"):
+            against = reference_model(artifact.metadata, args.artifact)
     with common.progress_bar(console) as progress:
-        task = progress.add_task(f"parity {artifact.path.name}", total=len(inputs))
-        report = run_parity(candidate, reference, inputs, data_range=info.data_range, precision=precision,
-                            progress=lambda: progress.advance(task))
-    console.print(parity_table(report))
-    result = {"artifact": str(artifact.path), **report.to_dict()}
-    drop = None
-    if report.tolerance.max_psnr_drop_db is not None:  # INT8: judged on a dataset too
-        drop = proof.builtin_dataset_drop(candidate, reference, info, report.tolerance.max_psnr_drop_db, console)
-        result["dataset_drop"] = drop.to_dict()
-    common.emit_json(result, args.json, console)
+        task = progress.add_task(f"parity {artifact.path.name}", total=None)
+        report = api.check(artifact, against=against, images=args.images, sizes=args.sizes, precision=args.precision,
+                           runtime=args.runtime, threads=args.threads, tile_overlap=args.tile_overlap,
+                           progress=lambda: progress.advance(task))
+    build_cli.print_check(console, report)
+    common.emit_json(report.to_dict(), args.json, console)
     if args.junit:
-        report.write_junit(args.junit)
+        report.parity.write_junit(args.junit)
         console.print(f"wrote {args.junit}")
-    if not report.passed:
+    if not report.parity.passed:
         raise CheckFailed(f"parity check failed for {artifact.path} (worst PSNR {report.worst_psnr_db:.1f} dB)")
-    if drop is not None and not drop.passed:
-        raise CheckFailed(f"INT8 check failed for {artifact.path}: {drop.reason()}")
+    if report.dataset_drop is not None and not report.dataset_drop.passed:
+        raise CheckFailed(f"INT8 check failed for {artifact.path}: {report.dataset_drop.reason()}")
+    return 0
+
+
+def cmd_runtimes(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from sr_export import api
+
+    rows = api.runtimes()
+    console = common.stdout_console() if args.json is None else common.stderr_console()
+    table = Table(title="sr-export runtimes", title_justify="left", header_style="bold")
+    for column in ("name", "builds from", "runs", "writes", "precisions", "extra", "status"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["name"], row.get("consumes", "-"), ", ".join(row.get("reads", [])),
+                      ", ".join(row.get("writes", [])), ", ".join(row.get("precisions", [])),
+                      row.get("extra") or "-", row["status"])
+    console.print(table)
+    common.emit_json(rows, args.json, console)
     return 0
 
 

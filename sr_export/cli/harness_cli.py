@@ -70,7 +70,8 @@ def add_commands(commands: Any) -> None:
     add_db_argument(report)
     report.add_argument("--run", action="append", default=[], metavar="RUN",
                         help="runs to include (repeatable; default: the latest run of each model and target)")
-    report.add_argument("--out", type=Path, default=Path("sr-bench-report"), help="folder for report.md/.html")
+    common.add_output_argument(report, "folder for report.md/.html (default: sr-bench-report)",
+                               default=Path("sr-bench-report"), old_names=("--out",))
     report.set_defaults(handler=cmd_report)
 
 
@@ -82,18 +83,17 @@ class Plan:
 
 def plan_from_args(args: argparse.Namespace) -> Plan:
     from sr_export.bench.suite import Suite, SuiteModel, load_suite
-    from sr_export.targets.profiles import load_profile
+    from sr_export.targets.profiles import load_target
 
     names = [n.strip() for n in (args.targets or args.target).split(",") if n.strip()]
     if not names:
         raise SrExportError("--targets names no target")
-    profiles = tuple(load_profile(name) for name in names)
+    profiles = tuple(load_target(name) for name in names)
     if args.models:
         weights = None if args.run_weights in (None, "none") else args.run_weights
         models = tuple(SuiteModel(m.strip(), args.run_scale, weights) for m in args.models.split(",") if m.strip())
-        first = profiles[0]
-        suite = Suite(name="matrix", models=models, speed_sizes=first.input_sizes, warmup=first.warmup,
-                      runs=first.runs, dataset=args.run_dataset or "builtin",
+        # Sizes, warm-up, runs and threads: each target profile's own.
+        suite = Suite(name="matrix", models=models, dataset=args.run_dataset or "builtin",
                       description=f"--models {args.models}")
     else:
         suite = load_suite(args.suite)
@@ -105,7 +105,7 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
         suite = replace(suite, warmup=args.run_warmup)
     if args.run_runs is not None:
         suite = replace(suite, runs=args.run_runs)
-    if suite.runs < 1 or suite.warmup < 0:
+    if (suite.runs is not None and suite.runs < 1) or (suite.warmup is not None and suite.warmup < 0):
         raise SrExportError("--runs must be at least 1 and --warmup at least 0")
     return Plan(suite, profiles)
 
@@ -134,7 +134,7 @@ def run_plan(plan: Plan, args: argparse.Namespace, console: Any) -> list[tuple[A
             task = progress.add_task(f"{profile.name}", total=len(plan.suite.models))
             rows = results.setdefault(profile.name, [])
             for entry in plan.suite.models:
-                row = run_model(entry, plan.suite, profile, args.out_dir,
+                row = run_model(entry, plan.suite, profile, args.output,
                                 lambda text, task=task, name=profile.name: progress.update(
                                     task, description=f"{name}: {text}"),
                                 exporter=args.run_exporter, batch=batch, cache=cache)
@@ -313,7 +313,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not runs:
         raise SrExportError("the results history has no runs yet; run sr-bench first")
     with console.status(f"writing the report for {len(runs)} run(s)"):
-        paths = write_report(runs, args.out)
+        paths = write_report(runs, args.output)
     out = common.stdout_console()
     for path in paths:
         out.print(f"wrote {path}")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from sr_export.cli import common, proof
-from sr_export.core.errors import CheckFailed
+from sr_export.cli import common
+from sr_export.core.errors import SrExportError
 
 
 def add_int8_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,54 +39,29 @@ def requested_recipe(args: argparse.Namespace) -> Any:
     return load_recipe(args.calib) if args.int8 else None
 
 
-def write_int8(args: argparse.Namespace, recipe: Any, model: Any, exported: Any, console: Any) -> int:
-    """Quantise a fresh float export, check it against PyTorch, then write it (never a failed one)."""
-    import shutil
-
-    import onnx
-
-    from sr_export.core.artifacts import Artifact
-    from sr_export.core.io import atomic_path
-    from sr_export.data.datasets import BUILTIN
-    from sr_export.export.onnx import default_filename
-    from sr_export.quantize.calibration_data import check_no_overlap
-    from sr_export.quantize.qdq import artifact_statistics, quantize_onnx
+def int8_report(args: argparse.Namespace, artifact: Any, check: Any, result: Any, console: Any) -> dict[str, Any]:
+    """The INT8 half of ``sr-export onnx --int8``'s report; writes the TensorRT calibration cache when asked."""
+    from sr_export.quantize.qdq import int8_details
+    from sr_export.quantize.recipes import load_recipe
+    from sr_export.quantize.statistics import cached_statistics
     from sr_export.quantize.tensorrt_cache import write_tensorrt_calibration_cache
 
-    overlap = check_no_overlap(recipe, [BUILTIN], model.info.scale, allow=args.allow_calibration_overlap)
-    if overlap:
-        common.warn(console, f"calibrating on {len(overlap)} evaluation image(s): {', '.join(overlap)}")
-    suffix = "_int8_trt.onnx" if args.int8_flavour == "tensorrt" else "_int8.onnx"
-    output = args.output or Path(default_filename(model).removesuffix(".onnx") + suffix)
-    report: dict[str, Any] = {"artifact": str(output), "recipe": recipe.to_dict(), "flavour": args.int8_flavour,
-                              "calibration_overlap": overlap}
-    with tempfile.TemporaryDirectory(prefix="sr-export-int8.") as tmp:
-        float_path = Path(tmp) / "float.onnx"
-        onnx.save(exported.proto, str(float_path))
-        float_artifact = Artifact(float_path, exported.metadata)
-        with console.status("calibrating") as status:
-            statistics = artifact_statistics(float_artifact, recipe)
-            artifact = quantize_onnx(float_artifact, recipe, flavour=args.int8_flavour, keep_float=args.keep_float,
-                                     output=Path(tmp) / "int8.onnx", statistics=statistics,
-                                     progress=lambda message: status.update(message))
-        report["metadata"] = artifact.metadata.to_dict()
-        if not args.no_check:
-            passed = proof.check_int8_against_pytorch(artifact, model, console, report)
-            if not passed:
-                common.emit_json(report, args.json, console)
-                raise CheckFailed(f"INT8 check failed ({report['failure']}); {output} was not written "
-                                  "(--no-check writes it anyway; --calib mixed keeps the most sensitive activations in float, "
-                                  "and `sr-bench int8-report` shows them)")
-        with atomic_path(output) as final:
-            shutil.copyfile(artifact.path, final)
+    if result.calibration_overlap:
+        common.warn(console, f"calibrating on {len(result.calibration_overlap)} evaluation image(s): "
+                    f"{', '.join(result.calibration_overlap)}")
+    details = int8_details(artifact.path) or {}
+    report: dict[str, Any] = {"recipe": load_recipe(args.calib).to_dict(), "flavour": args.int8_flavour,
+                              "calibration_overlap": result.calibration_overlap}
+    if check is not None and check.dataset_drop is not None:
+        report["dataset_drop"] = check.dataset_drop.to_dict()
     if args.trt_calibration_cache:
+        statistics = cached_statistics(str(details.get("statistics_key")))
+        if statistics is None:
+            raise SrExportError("the calibration statistics of this build are not in the cache any more; run again")
         write_tensorrt_calibration_cache(statistics, args.trt_calibration_cache)
-        console.print(f"wrote {args.trt_calibration_cache} (TensorRT calibration cache, {len(statistics.ranges)} tensors)")
-    size_kb = output.stat().st_size / 1024
-    console.print(f"[green]wrote[/green] {output} ({size_kb:.0f} KiB, INT8 QDQ, {args.int8_flavour} flavour, "
-                  f"recipe {recipe.name})")
-    common.emit_json(report, args.json, console)
-    return 0
+        console.print(f"wrote {args.trt_calibration_cache} (TensorRT calibration cache, "
+                      f"{len(statistics.ranges)} tensors)")
+    return report
 
 
 
@@ -120,8 +94,8 @@ def add_int8_report_parser(commands: Any) -> None:
     report.add_argument("--threads", type=int, help="CPU threads for both runners")
     report.add_argument("--allow-calibration-overlap", action="store_true",
                         help="proceed (flagged) when the calibration folder holds evaluation images")
-    report.add_argument("--out-dir", type=Path, default=Path("sr-bench-out"),
-                        help="where the INT8 artifact and the sensitivity PNG go (default sr-bench-out)")
+    common.add_output_argument(report, "folder for the INT8 artifact and the sensitivity PNG (default: sr-bench-out)",
+                               default=Path("sr-bench-out"), old_names=("--out-dir",))
     common.add_export_arguments(report, shape=False)
     common.add_json_argument(report, "INT8 report")
     report.set_defaults(handler=cmd_int8_report)
@@ -157,7 +131,7 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
     pairs = load_dataset(args.dataset, info.scale)
     name = f"{info.name}_x{info.scale}"
     with console.status(f"exporting {name} to ONNX"):
-        float_artifact = save_export(model, common.export_options_from_args(args), args.out_dir, f"{name}.onnx")
+        float_artifact = save_export(model, common.export_options_from_args(args), args.output, f"{name}.onnx")
     proto = load_float_proto(float_artifact)
     with common.progress_bar(console) as progress:
         task = progress.add_task("calibrating", total=recipe.patch_count)
@@ -165,7 +139,7 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
     plan = plan_float_nodes(proto, recipe, args.keep_float)
     with console.status(f"quantising ({recipe.summary()})"):
         int8_artifact = quantize_onnx(float_artifact, recipe, flavour=args.int8_flavour, keep_float=args.keep_float,
-                                      output=args.out_dir / f"{name}_int8.onnx", statistics=statistics)
+                                      output=args.output / f"{name}_int8.onnx", statistics=statistics)
     float_runner = open_runner(float_artifact, threads=args.threads)
     int8_runner = open_runner(int8_artifact, threads=args.threads)
     with common.progress_bar(console) as progress:
@@ -192,7 +166,7 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
     if sensitivity:
         order = [n.name for n in proto.graph.node] + [out for n in proto.graph.node for out in n.output]
         unit = "activation tensor" if args.sensitivity_mode == "float-tensor" else "layer"
-        chart = sensitivity_chart(sensitivity, order, args.out_dir / f"{name}_int8_sensitivity.png",
+        chart = sensitivity_chart(sensitivity, order, args.output / f"{name}_int8_sensitivity.png",
                                   title=f"{name}: INT8 sensitivity per {unit} ({recipe.name})", highlight=suggestion)
         out.print(f"wrote {chart}")
     out.print(f"wrote {int8_artifact.path}")

@@ -131,7 +131,7 @@ def metadata_table(path: Path, meta: ArtifactMetadata) -> Table:
         ("model", f"{meta.model} x{meta.scale}, {meta.in_channels}-channel {meta.color.upper()}, "
                   f"range [0,{meta.data_range:g}]"),
         ("weights", "random init" if meta.random_init else (meta.weights_sha256 or "n/a")),
-        ("format", f"{meta.format} for {meta.backend}, {meta.precision}, {meta.layout}"),
+        ("format", f"{meta.describe_format()}, {meta.precision}, {meta.layout}"),
         ("input", f"{meta.input_name} {shape}" + ("" if meta.dynamic or not meta.static_hw else " (fixed: tiled)")),
     ]
     if meta.exporter:

@@ -11,8 +11,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from sr_export.cli import common
+from sr_export.cli import build_cli, common
 from sr_export.core.errors import CheckFailed, SrExportError
+
+PROFILE = "tflite"  # the target profile builds go to; its first input size is the default shape
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,38 +47,71 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-check", action="store_true",
                         help="skip the final check against PyTorch (fp32/fp16: parity; int8: output PSNR and "
                         "Y-PSNR drop on the built-in images)")
-    parser.add_argument("-o", "--output", type=Path,
-                        help="output file, or a folder (default: <model>_x<scale>_<H>x<W>[_fp16|_int8...].tflite here)")
+    common.add_output_argument(parser, "output file, or a folder (default: "
+                               "<model>_x<scale>_<H>x<W>[_fp16|_int8...].tflite here)")
     common.add_json_argument(parser, "export report (metadata, rewrites and parity per file)")
 
 
 def cmd_tflite(args: argparse.Namespace) -> int:
-    from sr_export.runtimes.tflite.convert import TfliteOptions, default_shape
+    """``sr-export tflite``: ``build --target tflite`` with one file per ``--shape``."""
+    from sr_export.runtimes.tflite.convert import TfliteOptions
+    from sr_export.targets.profiles import load_target
 
     console = common.stderr_console()
     int8 = _int8_options(args)  # a bad combination or recipe fails before the slow conversion
     model = common.load_requested_model(args, console)
-    overlap = _calibration_overlap(args, int8, model, console)
-    shapes = list(dict.fromkeys(args.shape or [default_shape()]))
+    shapes = list(dict.fromkeys(args.shape or [load_target(PROFILE).input_sizes[0]]))
     if args.output is not None and args.output.suffix == ".tflite" and len(shapes) > 1:
         raise SrExportError(f"{len(shapes)} shapes make {len(shapes)} files; give -o a folder, not {args.output.name}")
     precision = "int8" if int8 is not None else "fp16" if args.fp16 else "fp32"
+    options: dict[str, Any] = {"layout": args.layout, "rewrite": not args.no_rewrite}
+    if int8 is not None:
+        options.update(calibration=args.calib or "default", int8_io=int8.io, int8_scheme=int8.scheme)
     reports, failures = [], []
     for shape in shapes:
-        options = TfliteOptions(shape=shape, layout=args.layout, precision=precision, rewrite=not args.no_rewrite,
-                                int8=int8)
-        report = _convert_one(model, options, _output_path(args.output, model, options), args.no_check, console)
-        if int8 is not None:
-            report["calibration_overlap"] = overlap
-        reports.append(report)
-        if report.get("failure"):
-            failures.append(report)
+        naming = TfliteOptions(shape=shape, layout=args.layout, precision=precision, rewrite=not args.no_rewrite,
+                               int8=int8)
+        output = _output_path(args.output, model, naming)
+        try:
+            result = build_cli.execute(console, model, PROFILE, output, precision=precision, options=options,
+                                       shape=shape, check=not args.no_check,
+                                       allow_calibration_overlap=args.allow_calibration_overlap)
+        except CheckFailed as failed:
+            reason = failed.__cause__.report.failure() if hasattr(failed.__cause__, "report") else str(failed)
+            reports.append({"artifact": str(output), "failure": reason})
+            failures.append(reason)
+            continue
+        reports.append(_report(result, int8 is not None, console))
     common.emit_json(reports[0] if len(reports) == 1 else reports, args.json, console)
     if failures:
-        reasons = "; ".join(dict.fromkeys(f["failure"] for f in failures))
+        reasons = "; ".join(dict.fromkeys(failures))
         raise CheckFailed(f"{'INT8 check' if int8 else 'parity check'} failed for {len(failures)} of {len(reports)} "
                           f"file(s) ({reasons}); they were not written (--no-check writes them anyway)")
     return 0
+
+
+def _report(result: Any, int8: bool, console: Any) -> dict[str, Any]:
+    artifact, check = result.artifact, result.steps[-1].check
+    for note in artifact.details.get("notes", ()):
+        console.print(f"[dim]{note}[/dim]")
+    report: dict[str, Any] = {"artifact": str(artifact.path),
+                              "convert_seconds": artifact.details.get("convert_seconds"),
+                              "rewrites": artifact.details.get("rewrites", []), "metadata": artifact.metadata.to_dict()}
+    if check is not None:
+        report["parity"] = check.parity.to_dict()
+        if check.dataset_drop is not None:
+            report["dataset_drop"] = check.dataset_drop.to_dict()
+        delegate = "xnnpack" if "tflite-xnnpack" in check.parity.candidate else "builtin"
+        if int8:
+            report["delegate"] = delegate
+        if delegate != "xnnpack":
+            common.warn(console, "XNNPACK cannot run this graph; LiteRT's built-in kernels run it, slower")
+    if int8:
+        if result.calibration_overlap:
+            common.warn(console, f"calibrating on {len(result.calibration_overlap)} evaluation image(s): "
+                        f"{', '.join(result.calibration_overlap)}")
+        report["calibration_overlap"] = result.calibration_overlap
+    return report
 
 
 def _int8_options(args: argparse.Namespace) -> Any:
@@ -98,22 +133,6 @@ def _int8_options(args: argparse.Namespace) -> Any:
                              scheme=args.int8_scheme)
 
 
-def _calibration_overlap(args: argparse.Namespace, int8: Any, model: Any, console: Any) -> list[str]:
-    if int8 is None:
-        return []
-    from sr_export.data.datasets import BUILTIN
-    from sr_export.quantize.calibration_data import check_no_overlap
-
-    overlap = check_no_overlap(int8.recipe, [BUILTIN], model.info.scale, allow=args.allow_calibration_overlap)
-    if overlap:
-        common.warn(console, f"calibrating on {len(overlap)} evaluation image(s): {', '.join(overlap)}")
-    return overlap
-
-
-def _worst_psnr(parity: dict[str, Any]) -> float:
-    return min((c["psnr_db"] for c in parity["cases"] if c["psnr_db"] is not None), default=float("inf"))
-
-
 def _output_path(output: Path | None, model: Any, options: Any) -> Path:
     from sr_export.runtimes.tflite.convert import default_filename
 
@@ -123,66 +142,3 @@ def _output_path(output: Path | None, model: Any, options: Any) -> Path:
     if output.suffix == ".tflite":
         return output
     return output / name
-
-
-def _convert_one(model: Any, options: Any, output: Path, no_check: bool, console: Any) -> dict[str, Any]:
-    from sr_export.core.artifacts import Artifact, sidecar_path
-    from sr_export.core.io import atomic_path, write_json_atomic
-    from sr_export.runtimes.tflite.convert import convert_tflite
-
-    height, width = options.shape
-    rewrites = "no rewrites" if not options.rewrite else "with SR rewrites"
-    with console.status(f"converting {model.info.name} x{model.info.scale} at {height}x{width} to TFLite "
-                        f"(litert-torch, {options.layout.upper()}, {options.precision}, {rewrites})") as status:
-        converted = convert_tflite(model, options, progress=lambda message: status.update(message))
-    for note in converted.notes:
-        console.print(f"[dim]{note}[/dim]")
-    report: dict[str, Any] = {"artifact": str(output), "convert_seconds": round(converted.seconds, 2),
-                              "rewrites": list(converted.rewrites), "metadata": converted.metadata.to_dict()}
-    try:
-        with atomic_path(output) as tmp:
-            tmp.write_bytes(converted.flatbuffer)
-            if not no_check:
-                artifact = Artifact(tmp, converted.metadata)
-                if options.precision == "int8":
-                    _check_int8(artifact, model, console, report)
-                else:
-                    _check_float(artifact, model, console, report)
-                if report.get("failure"):
-                    raise _NotWritten
-            write_json_atomic(sidecar_path(output), converted.metadata.to_dict())
-    except _NotWritten:
-        return report
-    size_kb = output.stat().st_size / 1024
-    what = options.precision if options.int8 is None else (
-        f"int8 {options.int8.resolved_scheme}, {options.int8.io} I/O, recipe {options.int8.recipe.name}")
-    console.print(f"[green]wrote[/green] {output} ({size_kb:.0f} KiB, fixed {height}x{width} "
-                  f"{options.layout.upper()}, {what}, converted in {converted.seconds:.1f} s)")
-    return report
-
-
-def _check_float(artifact: Any, model: Any, console: Any, report: dict[str, Any]) -> None:
-    from sr_export.cli.proof import parity_against_pytorch
-
-    parity = parity_against_pytorch(artifact, model, console)
-    report["parity"] = parity.to_dict()
-    if not parity.passed:
-        report["failure"] = f"worst PSNR {_worst_psnr(report['parity']):.1f} dB"
-
-
-def _check_int8(artifact: Any, model: Any, console: Any, report: dict[str, Any]) -> None:
-    """INT8 bounds (sr_export.checks.parity / checks.int8): output PSNR and Y-PSNR drop, no FP32 elementwise bound."""
-    from sr_export.cli.proof import check_int8_against_pytorch
-    from sr_export.runtimes.tflite.runner import TfliteRunner
-
-    runner = TfliteRunner(artifact)
-    if runner.delegate != "xnnpack":
-        common.warn(console, f"XNNPACK cannot run this INT8 graph ({runner.fallback_reason}); "
-                    "LiteRT's built-in kernels run it, slower")
-    report["delegate"] = runner.delegate
-    if not check_int8_against_pytorch(artifact, model, console, report):
-        report.setdefault("failure", "INT8 bounds not met")
-
-
-class _NotWritten(Exception):
-    """Raised inside the atomic write so a file that failed its parity check is discarded."""

@@ -12,8 +12,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from sr_export.cli import common
-from sr_export.core.errors import CheckFailed, SrExportError
+from sr_export.cli import build_cli, common
+from sr_export.core.errors import SrExportError
 
 
 def add_parser(commands: Any) -> None:
@@ -39,136 +39,84 @@ def add_parser(commands: Any) -> None:
                      "flags given here override it")
     trt.add_argument("--workspace", type=int, metavar="MB", help="builder workspace limit (default 2048 MB)")
     trt.add_argument("--timing-cache", type=Path, metavar="PATH", help="timing cache to reuse and update")
-    trt.add_argument("-o", "--output", type=Path, help="engine file (default: <model>_x<scale>_<precision>.engine)")
+    common.add_output_argument(trt, "engine file (default: <model>_x<scale>_<precision>.engine)")
     common.add_json_argument(trt, "build report (prepared ONNX, parity, engine)")
     trt.set_defaults(handler=cmd_trt)
 
 
-def settings_from_args(args: argparse.Namespace, min_input_size: int) -> Any:
-    from sr_export.runtimes.tensorrt.settings import settings_from_options, shape_profile, with_overrides
+def settings_from_args(args: argparse.Namespace, min_input_size: int) -> tuple[str, dict[str, Any], Any]:
+    """(target, tensorrt options, EngineSettings) from --target and the flags over it; checked before any work."""
+    from sr_export.core.sizes import hw_text
+    from sr_export.runtimes.tensorrt.settings import settings_from_options, shape_profile
     from sr_export.targets.profiles import load_profile
 
     options: dict[str, Any] = {}
-    precision = "fp32"
+    precision, target = "fp32", "tensorrt"
     if args.target:
         profile = load_profile(args.target)
         if profile.backend != "tensorrt":
             raise SrExportError(f"target profile {profile.name} is for {profile.backend}, not tensorrt")
-        options, precision = dict(profile.options), profile.precision
+        options, precision, target = dict(profile.options), profile.precision, args.target
     if args.fp16 or args.int8:
         precision = "fp16" if args.fp16 else "int8"
     if args.entropy_calibrator:
         options["calibrator"] = "entropy"
-    settings = settings_from_options(options, precision, min_input_size=min_input_size)
     if any(v is not None for v in (args.shape, args.min, args.opt, args.max)):
-        profile_sizes = shape_profile(shape=args.shape, min=args.min, opt=args.opt, max=args.max,
-                                      min_input_size=min_input_size)
-        settings = with_overrides(settings, profile=profile_sizes)
-    settings = with_overrides(settings, workspace_mb=args.workspace, timing_cache=args.timing_cache,
-                              calibration=args.calib)
+        sizes = shape_profile(shape=args.shape, min=args.min, opt=args.opt, max=args.max,
+                              min_input_size=min_input_size)
+        for key in ("shape", "min_shape", "opt_shape", "max_shape"):
+            options.pop(key, None)
+        options.update(min_shape=hw_text(sizes.min), opt_shape=hw_text(sizes.opt), max_shape=hw_text(sizes.max))
+    if args.workspace is not None:
+        options["workspace_mb"] = args.workspace
+    if args.timing_cache is not None:
+        options["timing_cache"] = str(args.timing_cache)
+    if args.calib:
+        options["calibration"] = args.calib
+    settings = settings_from_options(options, precision, min_input_size=min_input_size)
     if args.calib and settings.precision != "int8":
         raise SrExportError("--calib applies to --int8 only")
-    return settings
-
+    return target, options, settings
 
 def cmd_trt(args: argparse.Namespace) -> int:
-    from sr_export.runtimes.tensorrt import TensorRTTarget
+    """``sr-export trt``: ``build --target tensorrt`` (or a tensorrt profile), flags over its options: the prepared
+    ONNX is proven in ONNX Runtime and written; the engine is built where TensorRT is (else exit 4)."""
+    from sr_export.bench.build import BuildStopped
+    from sr_export.runtimes.open import open_artifact
     from sr_export.runtimes.tensorrt.build import engine_path
-    from sr_export.runtimes.tensorrt.onnx import prepare_onnx
 
     console = common.stderr_console()
     if args.source is None and args.model is None:
         raise SrExportError("say what to build: --model NAME (exported here) or --from model.onnx")
     model = common.load_requested_model(args, console) if args.model else None
-    source = _source_onnx(args, model, console)
-    settings = settings_from_args(args, source.metadata.min_input_size)
-    output = args.output or Path(engine_path(source.path, None, settings.precision).name)
+    source: Any = open_artifact(args.source, model) if args.source is not None else model
+    min_input_size = model.info.min_input_size if model is not None else source.metadata.min_input_size
+    target, options, settings = settings_from_args(args, min_input_size)
+    stem = Path(args.source).with_suffix(".onnx") if args.source else Path(f"{model.info.name}_x{model.info.scale}.onnx")
+    output = args.output or Path(engine_path(stem, None, settings.precision).name)
     if output.suffix.lower() not in (".engine", ".plan"):
         raise SrExportError(f"-o {output}: an engine file ends in .engine or .plan")
-    with console.status(f"preparing the {settings.precision} ONNX graph"):
-        prepared = prepare_onnx(source, settings, output.parent)
-    report: dict[str, Any] = {"onnx": str(source.path), "prepared_onnx": str(prepared.path),
-                              "settings": settings.to_dict()}
-    reference = model or _rebuild_reference(prepared, console)
-    parity = _prove_onnx(prepared, reference, console)
-    report["prepared_parity"] = parity.to_dict()
-    if not parity.passed:
-        if prepared.path != source.path:
-            prepared.path.unlink(missing_ok=True)
-        common.emit_json(report, args.json, console)
-        raise CheckFailed(f"the {settings.precision} ONNX fails parity in ONNX Runtime (worst PSNR "
-                          f"{parity.worst_psnr_db:.1f} dB); no engine built")
-    console.print(f"[green]proven[/green] {prepared.path} in ONNX Runtime (worst PSNR "
-                  f"{parity.worst_psnr_db:.1f} dB, {settings.precision} tolerance)")
+    report: dict[str, Any] = {"onnx": str(args.source) if args.source else None, "settings": settings.to_dict()}
     try:
-        with common.progress_bar(console) as bar:
-            task = bar.add_task("building TensorRT engine", total=None)
-            engine = TensorRTTarget().build(
-                prepared, output, settings=settings,
-                progress=lambda phase: bar.update(task, description=f"TensorRT: {phase}"),
-            )
-    except SrExportError:
-        common.emit_json(report, args.json, console)
+        result = build_cli.execute(console, source, target, output, precision=settings.precision, options=options,
+                                   export=common.export_options_from_args(args), model=model, json_to=None)
+    except BuildStopped as stopped:
+        common.emit_json({**report, **_steps(stopped.result)}, args.json, console)
         raise
-    report["engine"] = str(engine.path)
-    console.print(f"[green]wrote[/green] {engine.path} ({settings.profile.describe()}) and its manifest")
-    engine_parity = _prove_engine(engine, reference, console, settings.profile)
-    report["engine_parity"] = engine_parity.to_dict()
-    common.emit_json(report, args.json, console)
-    if not engine_parity.passed:
-        raise CheckFailed(f"the engine fails parity against PyTorch (worst PSNR {engine_parity.worst_psnr_db:.1f} dB)")
+    common.emit_json({**report, **_steps(result)}, args.json, console)
     return 0
 
 
-def _source_onnx(args: argparse.Namespace, model: Any, console: Any) -> Any:
-    from sr_export.runtimes.open import open_artifact
-
-    if args.source is not None:
-        return open_artifact(args.source, model)
-    from sr_export.export.onnx import save_export
-
-    options = common.export_options_from_args(args)
-    folder = (args.output.parent if args.output else Path("."))
-    with console.status(f"exporting {model.info.name} x{model.info.scale} to ONNX"):
-        return save_export(model, options, folder)
-
-
-def _rebuild_reference(artifact: Any, console: Any) -> Any:
-    from sr_export.models.loader import ModelRequest, load_model
-
-    meta = artifact.metadata
-    if not meta.request:
-        raise SrExportError(f"{artifact.path.name} records no model; pass --model (and --weights) for the "
-                            "PyTorch reference its parity is proven against")
-    with console.status("rebuilding the PyTorch reference from the ONNX metadata"):
-        return load_model(ModelRequest.from_dict(meta.request))
-
-
-def _prove(runner: Any, artifact: Any, model: Any, console: Any, sizes: Any = None) -> Any:
-    from sr_export.checks.parity import run_parity
-    from sr_export.cli.tables import parity_table
-    from sr_export.data.parity_inputs import artifact_parity_inputs
-    from sr_export.runtimes.pytorch import PyTorchRunner
-
-    inputs = artifact_parity_inputs(model.info, artifact.metadata.static_hw, sizes)
-    with console.status(f"checking {artifact.path.name} against PyTorch"):
-        report = run_parity(runner, PyTorchRunner(model), inputs, data_range=model.info.data_range,
-                            precision=artifact.metadata.precision)
-    console.print(parity_table(report))
-    return report
-
-
-def _prove_onnx(artifact: Any, model: Any, console: Any) -> Any:
-    from sr_export.runtimes.open import open_runner
-
-    return _prove(open_runner(artifact), artifact, model, console)
-
-
-def _prove_engine(engine: Any, model: Any, console: Any, profile: Any) -> Any:
-    from sr_export.data.parity_inputs import DEFAULT_SIZES
-    from sr_export.runtimes.open import open_runner
-
-    # The usual parity sizes, moved inside the engine's profile.
-    sizes = sorted({tuple(min(max(v, lo), hi) for v, lo, hi in zip(hw, profile.min, profile.max))
-                    for hw in DEFAULT_SIZES})
-    return _prove(open_runner(engine), engine, model, console, None if engine.metadata.static_hw else sizes)
+def _steps(result: Any) -> dict[str, Any]:
+    """The report's ONNX, prepared ONNX and engine, each with its parity."""
+    found: dict[str, Any] = {}
+    export, prepared, engine = result.step("export"), result.step("prepared"), result.step("artifact")
+    if export is not None:
+        found["onnx"] = str(export.artifact.path)
+    if prepared is not None:
+        found["prepared_onnx"] = str(prepared.artifact.path)
+        found["prepared_parity"] = prepared.check.parity.to_dict() if prepared.check else None
+    if engine is not None:
+        found["engine"] = str(engine.artifact.path)
+        found["engine_parity"] = engine.check.parity.to_dict() if engine.check else None
+    return found

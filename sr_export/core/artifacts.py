@@ -1,29 +1,32 @@
 """Built artifacts and the metadata they carry.
 
 Every artifact knows what it is (model, scale, data range, colour, weights
-checksum, how to rebuild its PyTorch reference) so that later steps (parity,
-speed, evaluation) need nothing but the file. ONNX files hold the metadata in
-their ``metadata_props``; formats without a metadata slot get a sidecar
-``<file>.json``.
+checksum, how to rebuild its PyTorch reference), which format it is in
+(:mod:`sr_export.core.formats`), which runtime it was built for and which
+runtimes can run it, so that later steps (parity, speed, evaluation) need
+nothing but the file. ONNX files hold the metadata in their
+``metadata_props``; formats without a metadata slot get a sidecar
+``<file>.json``. Metadata written by earlier versions still reads.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from sr_export import __version__
 from sr_export.core.errors import SrExportError
+from sr_export.core.formats import ONNX_QDQ, canonical_format
+from sr_export.core.model_info import ModelInfo
 
 METADATA_KEY = "sr_export"
+# INT8 QDQ details (flavour, recipe, float nodes) that quantisation adds to an ONNX file's metadata_props.
+INT8_METADATA_KEY = "sr_export_int8"
 SIDECAR_SUFFIX = ".json"
-EMBEDDED_FORMATS = {".onnx": "onnx"}
-# Artifacts that are folders, not files (their metadata lives in the sidecar beside the folder).
-DIRECTORY_FORMATS = {".mlpackage": "mlpackage"}
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,12 @@ class ArtifactMetadata:
     request: Mapping[str, Any] = field(default_factory=dict)  # ModelRequest as a dict
     weights_sha256: str | None = None
     random_init: bool = False
-    format: str = "onnx"
-    backend: str = "onnxruntime"
+    format: str = "onnx"  # a name from sr_export.core.formats (or a runtime plugin's own format)
+    backend: str = "onnxruntime"  # the runtime it was built for
+    # The runtimes that can run the file, as registered when it was written (empty in old metadata:
+    # the registry then says, by format).
+    runtimes: tuple[str, ...] = ()
+    flavour: str | None = None  # onnx-qdq: who the quantised graph was made for ("onnxruntime", "tensorrt")
     precision: str = "fp32"
     layout: str = "NCHW"
     input_name: str = "input"
@@ -82,6 +89,7 @@ class ArtifactMetadata:
         data["input_shape"] = list(self.input_shape)
         data["verified_sizes"] = [list(hw) for hw in self.verified_sizes]
         data["notes"] = list(self.notes)
+        data["runtimes"] = list(self.runtimes)
         data["quantization"] = dict(self.quantization)
         return data
 
@@ -109,10 +117,8 @@ class ArtifactMetadata:
         }
         return cls(**{**described, **fields})
 
-    def model_info(self) -> Any:
-        """The :class:`~sr_export.models.loader.ModelInfo` this artifact was made from."""
-        from sr_export.core.model_info import ModelInfo
-
+    def model_info(self) -> ModelInfo:
+        """How to feed the network this artifact was made from."""
         return ModelInfo(self.model, self.scale, self.in_channels, self.data_range, self.color, self.min_input_size)
 
     @classmethod
@@ -121,7 +127,15 @@ class ArtifactMetadata:
         known["input_shape"] = tuple(known.get("input_shape", ()))
         known["verified_sizes"] = tuple((int(h), int(w)) for h, w in known.get("verified_sizes", ()))
         known["notes"] = tuple(known.get("notes", ()))
+        known["runtimes"] = tuple(known.get("runtimes", ()))
+        known["format"] = canonical_format(str(known.get("format", "onnx")), str(known.get("precision", "fp32")))
         return cls(**known)
+
+    def describe_format(self) -> str:
+        """'onnx-qdq (tensorrt flavour) for tensorrt; runs in onnxruntime', for tables."""
+        flavour = f" ({self.flavour} flavour)" if self.flavour else ""
+        runs = f"; runs in {', '.join(self.runtimes)}" if self.runtimes and self.runtimes != (self.backend,) else ""
+        return f"{self.format}{flavour} for {self.backend}{runs}"
 
     def readable_props(self) -> dict[str, str]:
         """Flat key/value pairs for tools (Netron, onnx.load) that show metadata_props."""
@@ -140,6 +154,8 @@ class ArtifactMetadata:
 class Artifact:
     path: Path
     metadata: ArtifactMetadata
+    # What its build reports beyond the metadata (conversion time, rewrites, converter ops); not stored.
+    details: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def format(self) -> str:
@@ -153,8 +169,8 @@ def sidecar_path(path: Path) -> Path:
 def read_metadata(path: str | Path) -> ArtifactMetadata | None:
     """The metadata an artifact carries, or None if it carries none (a foreign file)."""
     path = Path(path)
-    is_folder_artifact = path.is_dir() and path.suffix.lower() in DIRECTORY_FORMATS
-    if not (path.is_file() or is_folder_artifact):
+    sidecar = sidecar_path(path)
+    if not (path.is_file() or (path.is_dir() and sidecar.is_file())):
         raise SrExportError(f"artifact not found: {path}")
     if path.suffix.lower() == ".onnx":
         import onnx
@@ -165,11 +181,18 @@ def read_metadata(path: str | Path) -> ArtifactMetadata | None:
             raise SrExportError(f"cannot read {path}: not a valid ONNX file ({type(exc).__name__})") from exc
         props = {p.key: p.value for p in proto.metadata_props}
         if METADATA_KEY in props:
-            return ArtifactMetadata.from_dict(json.loads(props[METADATA_KEY]))
-    sidecar = sidecar_path(path)
+            return _with_qdq_flavour(ArtifactMetadata.from_dict(json.loads(props[METADATA_KEY])), props)
     if sidecar.is_file():
         return ArtifactMetadata.from_dict(json.loads(sidecar.read_text(encoding="utf-8")))
     return None
+
+
+def _with_qdq_flavour(metadata: ArtifactMetadata, props: Mapping[str, str]) -> ArtifactMetadata:
+    """Old QDQ files name their flavour only in the INT8 details (and were all stamped for onnxruntime)."""
+    if metadata.format != ONNX_QDQ.name or metadata.flavour or INT8_METADATA_KEY not in props:
+        return metadata
+    flavour = json.loads(props[INT8_METADATA_KEY]).get("flavour")
+    return replace(metadata, flavour=flavour, backend=flavour or metadata.backend)
 
 
 def embed_in_onnx(proto: Any, metadata: ArtifactMetadata) -> None:

@@ -48,8 +48,10 @@ def fp16_filename(onnx_path: Path) -> str:
     return f"{onnx_path.stem}_fp16.onnx"
 
 
-def save_fp16(onnx_artifact: Artifact, output: Path, keep_float: Sequence[str] = KEEP_FLOAT_OPS) -> Artifact:
-    """Write the FP16 version of ``onnx_artifact`` to ``output`` (atomically); its metadata says fp16."""
+def save_fp16(onnx_artifact: Artifact, output: Path, keep_float: Sequence[str] = KEEP_FLOAT_OPS,
+              backend: str | None = None) -> Artifact:
+    """Write the FP16 version of ``onnx_artifact`` to ``output`` (atomically); its metadata says fp16
+    (and, given ``backend``, the runtime it is made for)."""
     import onnx
 
     from sr_export.core.io import atomic_path
@@ -59,7 +61,7 @@ def save_fp16(onnx_artifact: Artifact, output: Path, keep_float: Sequence[str] =
         raise StageFailed("convert", f"{onnx_artifact.path.name} is {meta.precision}, not an FP32 graph", exit_code=2)
     proto = convert_fp16(onnx.load(str(onnx_artifact.path)), keep_float)
     kept = ", ".join(keep_float) or "none"
-    metadata = replace(meta, precision="fp16",
+    metadata = replace(meta, precision="fp16", backend=backend or meta.backend,
                        notes=(*meta.notes, f"FP16 graph, FP32 inputs/outputs; operators kept in FP32: {kept}"))
     embed_in_onnx(proto, metadata)
     with atomic_path(output) as tmp:

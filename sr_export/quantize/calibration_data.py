@@ -9,10 +9,12 @@ content, so a renamed or re-encoded copy is caught too.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,13 +36,80 @@ BUILTIN_CALIBRATION_IMAGES = (
 
 
 @dataclass(frozen=True)
-class CalibrationSet:
+class CalibrationPatches:
+    """A recipe's LR patches, for any model of one scale."""
+
     patches: np.ndarray  # (N, H, W, 3) uint8 RGB LR patches
     sources: tuple[str, ...]  # image each patch was cut from
 
     def batches(self, info: ModelInfo) -> list[np.ndarray]:
         """One (1, C, H, W) float32 batch per patch, in the model's data range."""
         return [image_to_batch(patch, info) for patch in self.patches]
+
+
+@dataclass(frozen=True, eq=False)
+class CalibrationSet:
+    """What every INT8 build calibrates on: a recipe's LR patches as batches for one model.
+
+    An iterable of (1, C, H, W) float32 batches in the model's data range. The
+    patches are made on first use (downscaling photos is the slow part), so a
+    build whose calibration comes from a cache never makes them.
+    :attr:`identity` names the set without making it (for cache keys);
+    :attr:`content_hash` is the hash of the batches themselves.
+    """
+
+    recipe: CalibrationRecipe
+    info: ModelInfo
+    count: int | None = None  # the first N patches only (sensitivity scans use a few)
+
+    @functools.cached_property
+    def patches(self) -> CalibrationPatches:
+        made = make_calibration_set(self.recipe, self.info.scale)
+        if self.count is None:
+            return made
+        return CalibrationPatches(made.patches[: self.count], made.sources[: self.count])
+
+    @functools.cached_property
+    def batches(self) -> list[np.ndarray]:
+        return self.patches.batches(self.info)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return min(self.recipe.patch_count, self.count) if self.count is not None else self.recipe.patch_count
+
+    def subset(self, count: int) -> CalibrationSet:
+        """The first ``count`` batches (the same patches, cut in the same order)."""
+        count = max(1, min(count, len(self)))
+        subset = CalibrationSet(self.recipe, self.info, count)
+        if "patches" in self.__dict__:  # already made: cut them instead of making them again
+            made = self.patches
+            subset.__dict__["patches"] = CalibrationPatches(made.patches[:count], made.sources[:count])
+        return subset
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What the batches depend on: the recipe's patches (and, for a folder, its files), the scale and encoding."""
+        return {"recipe": self.recipe.statistics_key(), "images": _folder_fingerprint(self.recipe.images_path()),
+                "scale": self.info.scale, "channels": self.info.in_channels, "color": self.info.color,
+                "data_range": self.info.data_range, "count": self.count}
+
+    @functools.cached_property
+    def content_hash(self) -> str:
+        """sha256 of the batches (shapes and float32 values)."""
+        digest = hashlib.sha256()
+        for batch in self.batches:
+            digest.update(str(batch.shape).encode())
+            digest.update(np.ascontiguousarray(batch, np.float32).tobytes())
+        return digest.hexdigest()
+
+
+def _folder_fingerprint(folder: Path | None) -> list[Any] | None:
+    """Names, sizes and modification times of a calibration folder's images: changed images, new key."""
+    if folder is None or not folder.is_dir():
+        return None
+    return [[p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in list_images(folder)]
 
 
 def builtin_calibration_image(name: str) -> np.ndarray:
@@ -79,7 +148,7 @@ def lr_images(recipe: CalibrationRecipe, scale: int) -> list[tuple[str, np.ndarr
 
 def make_calibration_set(
     recipe: CalibrationRecipe, scale: int, images: Sequence[tuple[str, np.ndarray]] | None = None
-) -> CalibrationSet:
+) -> CalibrationPatches:
     """``recipe.patch_count`` random LR patches, reproducible from ``recipe.seed``.
 
     ``images`` are the recipe's LR images when the caller already made them
@@ -106,7 +175,7 @@ def make_calibration_set(
         left = int(rng.integers(0, lr.shape[1] - size + 1))
         patches.append(lr[top : top + size, left : left + size])
         sources.append(name)
-    return CalibrationSet(np.stack(patches), tuple(sources))
+    return CalibrationPatches(np.stack(patches), tuple(sources))
 
 
 def content_hash(image: np.ndarray) -> str:

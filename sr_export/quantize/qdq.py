@@ -23,15 +23,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sr_export.core.artifacts import Artifact, embed_in_onnx
+from sr_export.core.artifacts import INT8_METADATA_KEY, Artifact, embed_in_onnx
 from sr_export.core.errors import SrExportError, stage
+from sr_export.core.formats import ONNX, ONNX_QDQ
 from sr_export.core.io import atomic_path
+from sr_export.quantize.cache_key import CalibrationKey, initialiser_hash, onnx_graph_identity
+from sr_export.quantize.calibration_data import CalibrationSet
 from sr_export.quantize.graph import ensure_node_names, sr_float_nodes, unknown_nodes
 from sr_export.quantize.qdq_graph import FLAVOURS, quantized_proto
 from sr_export.quantize.recipes import CalibrationRecipe
 from sr_export.quantize.statistics import ActivationStatistics, statistics_for
-
-INT8_METADATA_KEY = "sr_export_int8"
 
 
 @dataclass(frozen=True)
@@ -65,24 +66,25 @@ def load_float_proto(artifact: Artifact) -> Any:
     return proto
 
 
-def calibration_batches(artifact: Artifact, recipe: CalibrationRecipe) -> Callable[[], list[Any]]:
-    def make() -> list[Any]:
-        from sr_export.quantize.calibration_data import make_calibration_set
-
-        meta = artifact.metadata
-        return make_calibration_set(recipe, meta.scale).batches(meta.model_info())
-
-    return make
+def onnx_calibration_key(proto: Any, weights_sha256: str | None, calibration: CalibrationSet) -> CalibrationKey:
+    return CalibrationKey(weights=weights_sha256 or initialiser_hash(proto), graph=onnx_graph_identity(proto),
+                          calibration=calibration.identity, layout="NCHW")
 
 
 def artifact_statistics(
-    artifact: Artifact, recipe: CalibrationRecipe, proto: Any = None, *, progress: Callable[[], Any] | None = None
+    artifact: Artifact,
+    recipe: CalibrationRecipe,
+    proto: Any = None,
+    *,
+    calibration: CalibrationSet | None = None,
+    progress: Callable[[], Any] | None = None,
 ) -> ActivationStatistics:
-    """Activation statistics for a float ONNX artifact under ``recipe`` (cached by weights and recipe)."""
+    """Activation statistics for a float ONNX artifact, calibrated on ``calibration`` (default: the recipe's set)."""
     proto = proto if proto is not None else load_float_proto(artifact)
     meta = artifact.metadata
-    return statistics_for(proto, meta.weights_sha256, recipe, meta.scale, calibration_batches(artifact, recipe),
-                          progress=progress)
+    calibration = calibration if calibration is not None else CalibrationSet(recipe, meta.model_info())
+    key = onnx_calibration_key(proto, meta.weights_sha256, calibration)
+    return statistics_for(proto, key, calibration, recipe, progress=progress)
 
 
 def plan_float_nodes(proto: Any, recipe: CalibrationRecipe, keep_float: Sequence[str] = ()) -> QuantPlan:
@@ -119,11 +121,13 @@ def quantize_onnx(
     keep_float: Sequence[str] = (),
     output: Path,
     statistics: ActivationStatistics | None = None,
+    calibration: CalibrationSet | None = None,
     progress: Callable[[str], Any] | None = None,
 ) -> Artifact:
     """Write a static INT8 QDQ ONNX of the float ``onnx_artifact`` to ``output`` (file or folder).
 
-    Statistics come from the cache or one calibration under ``recipe``. With
+    Statistics come from the cache or one calibration on ``calibration``
+    (default: the recipe's set for this model). With
     ``recipe.auto_keep_float`` N > 0, the N activation tensors whose Q/DQ
     pair, removed alone, gives back the most output PSNR on the calibration
     patches also stay in float (``float-tensor`` sensitivity, cached).
@@ -133,20 +137,22 @@ def quantize_onnx(
     if flavour not in FLAVOURS:
         raise SrExportError(f"unknown INT8 flavour '{flavour}'; known: {', '.join(FLAVOURS)}")
     meta = onnx_artifact.metadata
-    if meta.format != "onnx":
+    if meta.format != ONNX.name:
         raise SrExportError(f"INT8 QDQ needs a float ONNX artifact, not {meta.format} ({onnx_artifact.path})")
     if meta.precision != "fp32":
         raise SrExportError(f"{onnx_artifact.path} is {meta.precision}; quantise the fp32 export")
     proto = load_float_proto(onnx_artifact)
     say = progress or (lambda _message: None)
     say(f"calibrating ({recipe.summary()})")
-    statistics = statistics or artifact_statistics(onnx_artifact, recipe, proto)
+    calibration = calibration if calibration is not None else CalibrationSet(recipe, meta.model_info())
+    statistics = statistics or artifact_statistics(onnx_artifact, recipe, proto, calibration=calibration)
     plan = plan_float_nodes(proto, recipe, keep_float)
     if recipe.auto_keep_float:
         from sr_export.quantize.sensitivity import cached_tensor_sensitivity, most_sensitive
 
         say(f"measuring per-tensor sensitivity to keep the {recipe.auto_keep_float} worst activations in float")
-        sensitivity = cached_tensor_sensitivity(proto, statistics, recipe, onnx_artifact, plan, flavour=flavour)
+        sensitivity = cached_tensor_sensitivity(proto, statistics, recipe, onnx_artifact, plan, flavour=flavour,
+                                                calibration=calibration)
         plan = plan.with_tensors({name: f"sensitive: +{gain:.2f} dB output PSNR in float" for name, gain in
                                   most_sensitive(sensitivity, recipe.auto_keep_float)})
     say(f"building the {flavour} QDQ graph ({len(plan.float_nodes)} nodes, {len(plan.float_tensors)} tensors "
@@ -157,9 +163,10 @@ def quantize_onnx(
     notes = (*meta.notes, f"INT8 QDQ ({flavour}) from recipe {recipe.summary()}",
              f"float nodes: {', '.join(plan.names()) or 'none'}",
              f"float activations: {', '.join(plan.tensors()) or 'none'}")
-    metadata = replace(meta, precision="int8", backend="onnxruntime", notes=notes)
+    metadata = replace(meta, precision="int8", format=ONNX_QDQ.name, flavour=flavour, backend=flavour, notes=notes)
     embed_in_onnx(quantized, metadata)
     details = {"flavour": flavour, "recipe": recipe.to_dict(), "statistics_key": statistics.key,
+               "calibration": calibration.identity,
                "float_nodes": dict(plan.float_nodes), "float_tensors": dict(plan.float_tensors)}
     entry = quantized.metadata_props.add()
     entry.key, entry.value = INT8_METADATA_KEY, json.dumps(details)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from sr_export.core.artifacts import Artifact
+from sr_export.quantize.calibration_data import CalibrationSet
 from sr_export.quantize.graph import conv_nodes
 from sr_export.quantize.recipes import CalibrationRecipe
 from sr_export.quantize.statistics import ActivationStatistics
@@ -63,15 +64,11 @@ def outputs_psnr(got: Sequence[np.ndarray], want: Sequence[np.ndarray], data_ran
     return math.inf if mse == 0 else 10.0 * math.log10(data_range**2 / mse)
 
 
-def sensitivity_batches(artifact: Artifact, recipe: CalibrationRecipe, count: int = DEFAULT_PATCHES) -> list[np.ndarray]:
-    """The first ``count`` calibration patches, batched for the model."""
-    from dataclasses import replace
-
-    from sr_export.quantize.calibration_data import make_calibration_set
-
-    meta = artifact.metadata
-    subset = replace(recipe, patch_count=max(1, min(count, recipe.patch_count)))
-    return make_calibration_set(subset, meta.scale).batches(meta.model_info())
+def sensitivity_batches(artifact: Artifact, recipe: CalibrationRecipe, count: int = DEFAULT_PATCHES,
+                        calibration: CalibrationSet | None = None) -> list[np.ndarray]:
+    """The first ``count`` calibration batches (of ``calibration``, default the recipe's set for the model)."""
+    calibration = calibration if calibration is not None else CalibrationSet(recipe, artifact.metadata.model_info())
+    return list(calibration.subset(count))
 
 
 @dataclass(frozen=True)
@@ -83,8 +80,9 @@ class OutputProbe:
     data_range: float
 
     @classmethod
-    def of(cls, proto: Any, artifact: Artifact, recipe: CalibrationRecipe, patches: int) -> OutputProbe:
-        batches = sensitivity_batches(artifact, recipe, patches)
+    def of(cls, proto: Any, artifact: Artifact, recipe: CalibrationRecipe, patches: int,
+           calibration: CalibrationSet | None = None) -> OutputProbe:
+        batches = sensitivity_batches(artifact, recipe, patches, calibration)
         return cls(batches, _run(_session(proto), batches), artifact.metadata.data_range)
 
     def psnr(self, model: Any) -> float:
@@ -143,6 +141,7 @@ def tensor_sensitivity(
     exclude: Sequence[str] = (),
     float_tensors: Sequence[str] = (),
     patches: int = DEFAULT_PATCHES,
+    calibration: CalibrationSet | None = None,
     on_count: Callable[[int], Any] | None = None,
     progress: Callable[[], Any] | None = None,
 ) -> list[LayerSensitivity]:
@@ -152,7 +151,7 @@ def tensor_sensitivity(
     """
     from sr_export.quantize.qdq_graph import keep_tensors_float, quantized_activations, quantized_proto
 
-    probe = OutputProbe.of(proto, artifact, recipe, patches)
+    probe = OutputProbe.of(proto, artifact, recipe, patches, calibration)
     full = quantized_proto(proto, statistics, recipe, flavour=flavour, exclude=list(exclude),
                            float_tensors=float_tensors)
     base = probe.psnr(full)
@@ -178,6 +177,7 @@ def cached_tensor_sensitivity(
     *,
     flavour: str = "onnxruntime",
     patches: int = DEFAULT_PATCHES,
+    calibration: CalibrationSet | None = None,
 ) -> list[LayerSensitivity]:
     """:func:`tensor_sensitivity` for ``plan`` (a QuantPlan), cached next to the statistics it was measured with."""
     import hashlib
@@ -196,7 +196,7 @@ def cached_tensor_sensitivity(
         except (OSError, ValueError, KeyError, TypeError):
             pass  # a damaged entry is measured again
     results = tensor_sensitivity(proto, statistics, recipe, artifact, flavour=flavour, exclude=plan.names(),
-                                 float_tensors=plan.tensors(), patches=patches)
+                                 float_tensors=plan.tensors(), patches=patches, calibration=calibration)
     write_json_atomic(path, [{"name": r.name, "op_type": r.op_type, "psnr_db": r.psnr_db, "gain_db": r.gain_db}
                              for r in results])
     return results

@@ -1,4 +1,4 @@
-"""Activation statistics: one calibration run per (model weights, graph, recipe), cached.
+"""Activation statistics: one calibration run per :class:`~sr_export.quantize.cache_key.CalibrationKey`, cached.
 
 ONNX Runtime's calibrators do the work (min-max, entropy, percentile). The
 ranges are kept asymmetric; symmetric targets (TensorRT) derive their
@@ -8,12 +8,11 @@ ranges are kept asymmetric; symmetric targets (TensorRT) derive their
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import logging
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 from sr_export.core.cache import calibration_cache_dir
 from sr_export.core.errors import stage
 from sr_export.core.io import write_json_atomic
+from sr_export.quantize.cache_key import CalibrationKey
 from sr_export.quantize.recipes import CalibrationRecipe
 
 STATS_VERSION = 1
@@ -50,21 +50,6 @@ class ActivationStatistics:
 
 def cache_folder() -> Path:
     return calibration_cache_dir()
-
-
-def statistics_key(proto: Any, weights_sha256: str | None, recipe: CalibrationRecipe, scale: int) -> str:
-    """Model weights + the graph's tensor names (exporters name them differently) + recipe."""
-    digest = hashlib.sha256()
-    if weights_sha256:
-        digest.update(weights_sha256.encode())
-    else:  # random init or a foreign file: the initialisers are the weights
-        for init in proto.graph.initializer:
-            digest.update(init.raw_data)
-    for node in proto.graph.node:
-        digest.update(("|".join(node.output) + ";").encode())
-    payload = {"v": STATS_VERSION, "scale": scale, "recipe": recipe.statistics_key()}
-    digest.update(json.dumps(payload, sort_keys=True).encode())
-    return digest.hexdigest()[:24]
 
 
 class _BatchReader:
@@ -142,26 +127,35 @@ def calibrate(
 
 def statistics_for(
     proto: Any,
-    weights_sha256: str | None,
+    key: CalibrationKey,
+    calibration: Iterable[np.ndarray],
     recipe: CalibrationRecipe,
-    scale: int,
-    batches_factory: Callable[[], Sequence[np.ndarray]],
     *,
     progress: Callable[[], Any] | None = None,
     use_cache: bool = True,
 ) -> ActivationStatistics:
-    """Cached statistics for this model and recipe, or a fresh calibration (then cached)."""
-    key = statistics_key(proto, weights_sha256, recipe, scale)
-    path = cache_folder() / f"{key}.json"
+    """Cached statistics under ``key``, or a fresh calibration of ``proto`` on ``calibration`` (then cached)."""
+    path = key.path()
     if use_cache and path.is_file():
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             ranges = {k: (float(v[0]), float(v[1])) for k, v in data["ranges"].items()}
-            return ActivationStatistics(ranges, data["method"], key, cached=True)
+            return ActivationStatistics(ranges, data["method"], key.digest, cached=True)
         except (OSError, ValueError, KeyError, TypeError, IndexError):
             pass  # a damaged cache entry is recomputed and overwritten
-    ranges = calibrate(proto, batches_factory(), recipe, progress=progress)
+    ranges = calibrate(proto, list(calibration), recipe, progress=progress)
     if use_cache:
-        write_json_atomic(path, {"version": STATS_VERSION, "method": recipe.method, "recipe": recipe.statistics_key(),
+        write_json_atomic(path, {"version": STATS_VERSION, "method": recipe.method, "key": key.to_dict(),
                                  "ranges": {k: list(v) for k, v in ranges.items()}})
-    return ActivationStatistics(ranges, recipe.method, key)
+    return ActivationStatistics(ranges, recipe.method, key.digest)
+
+
+def cached_statistics(digest: str) -> ActivationStatistics | None:
+    """The statistics cached under a key's digest (as an INT8 artifact records it), or None."""
+    path = calibration_cache_dir() / f"{digest}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        ranges = {k: (float(v[0]), float(v[1])) for k, v in data["ranges"].items()}
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+    return ActivationStatistics(ranges, data["method"], digest, cached=True)

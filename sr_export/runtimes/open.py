@@ -7,13 +7,23 @@ from typing import Any
 
 from sr_export.core.artifacts import Artifact, ArtifactMetadata, read_metadata
 from sr_export.core.errors import SrExportError
+from sr_export.core.formats import ONNX, ONNX_QDQ, format_for_suffix
+from sr_export.export.session import cpu_session
 from sr_export.runtimes.base import Runner
-from sr_export.runtimes.registry import backend_for_file, target_for_artifact
+from sr_export.runtimes.registry import all_formats, runtime_for_artifact, runtime_for_file
 
 
-def open_runner(artifact: Artifact, *, threads: int | None = None, tile_overlap: int | None = None) -> Runner:
-    """A runner for any artifact, whichever backend built it, that takes any input size.
+def open_runner(
+    artifact: Artifact | str | Path,
+    *,
+    runtime: str | None = None,
+    threads: int | None = None,
+    tile_overlap: int | None = None,
+) -> Runner:
+    """An opened runner for any artifact that takes any input size (a context manager that closes it).
 
+    ``runtime`` picks who runs it among the runtimes that read its format
+    (default: the one it was built for, else the format's first reader).
     Fixed-size artifacts are run tile by tile (``tile_overlap`` LR pixels of
     context per side; default from the artifact's receptive field), and
     artifacts that need sides in multiples of N get padded inputs; see
@@ -21,7 +31,9 @@ def open_runner(artifact: Artifact, *, threads: int | None = None, tile_overlap:
     """
     from sr_export.runtimes.tiling import adapt_runner
 
-    runner = target_for_artifact(artifact.metadata).load(artifact, threads=threads)
+    if not isinstance(artifact, Artifact):
+        artifact = open_artifact(artifact)
+    runner = runtime_for_artifact(artifact.metadata, runtime).load(artifact, threads=threads)
     return adapt_runner(runner, artifact.metadata, tile_overlap=tile_overlap)
 
 
@@ -56,7 +68,6 @@ def open_artifact(
 def _measured_onnx_metadata(path: Path, data_range: float, in_channels: int | None) -> ArtifactMetadata:
     import numpy as np
     import onnx
-    import onnxruntime as ort
 
     proto = onnx.load(str(path), load_external_data=False)
     dims = [d.dim_value if d.dim_value > 0 else (d.dim_param or "?") for d in proto.graph.input[0].type.tensor_type.shape.dim]
@@ -65,7 +76,7 @@ def _measured_onnx_metadata(path: Path, data_range: float, in_channels: int | No
     channels = dims[1] if isinstance(dims[1], int) else (in_channels or 3)
     height, width = (d if isinstance(d, int) else 32 for d in dims[2:])
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = cpu_session(path)
         probe = np.zeros((1, channels, height, width), np.float32)
         output = session.run(None, {session.get_inputs()[0].name: probe})[0]
     except Exception as exc:
@@ -79,26 +90,36 @@ def _measured_onnx_metadata(path: Path, data_range: float, in_channels: int | No
         in_channels=channels,
         data_range=float(data_range),
         color="y" if channels == 1 else "rgb",
-        format="onnx",
-        backend="onnxruntime",
+        format=onnx_format(proto),
+        precision="int8" if onnx_format(proto) == ONNX_QDQ.name else "fp32",
+        backend=runtime_for_file(path),
         input_shape=tuple(dims),
         notes=(f"made by another tool; scale measured, data range [0,{data_range:g}] assumed (see --data-range)",),
     )
 
 
 def _foreign_metadata(path: Path, model: Any) -> ArtifactMetadata:
-    backend = backend_for_file(path)
+    backend = runtime_for_file(path)
     input_shape: tuple[int | str, ...] = ()
+    file_format = format_for_suffix(path, all_formats()).name
     if path.suffix.lower() == ".onnx":
         import onnx
 
         proto = onnx.load(str(path), load_external_data=False)
         dims = proto.graph.input[0].type.tensor_type.shape.dim
         input_shape = tuple(d.dim_param or (d.dim_value if d.dim_value > 0 else "?") for d in dims)
+        file_format = onnx_format(proto)
     return ArtifactMetadata.for_model(
         model,
-        format=path.suffix.lower().lstrip("."),
+        format=file_format,
+        precision="int8" if file_format == ONNX_QDQ.name else "fp32",
         backend=backend,
         input_shape=input_shape,
         notes=("made by another tool; metadata given on the command line",),
     )
+
+
+def onnx_format(proto: Any) -> str:
+    """onnx-qdq when the graph holds QuantizeLinear/DequantizeLinear pairs, else onnx."""
+    quantised = any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in proto.graph.node)
+    return ONNX_QDQ.name if quantised else ONNX.name

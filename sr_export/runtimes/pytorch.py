@@ -7,15 +7,18 @@ import torch
 
 from sr_export.core.errors import SrExportError
 from sr_export.models.loader import LoadedModel
+from sr_export.runtimes.base import Runner
 
 
-class PyTorchRunner:
+class PyTorchRunner(Runner):
     def __init__(self, model: LoadedModel, threads: int | None = None) -> None:
+        super().__init__()
         self.model = model
         self.threads = threads
         self.name = "pytorch-eager fp32"
+        self.activate()
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
         if self.threads and torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         try:

@@ -17,6 +17,7 @@ callers (parity, evaluation, speed) can feed any image:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 from sr_export.core.artifacts import ArtifactMetadata
 from sr_export.core.errors import SrExportError
 from sr_export.core.sizes import round_up
-from sr_export.runtimes.base import Runner
+from sr_export.runtimes.base import Inferring, Runner
 
 # Context (LR px per side) when an artifact records no receptive field.
 FALLBACK_OVERLAP = 16
@@ -89,13 +90,31 @@ def pad_to(batch: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.pad(batch, ((0, 0), (0, 0), (0, max(0, extra_h)), (0, max(0, extra_w))), mode=mode)
 
 
-class TiledRunner:
+class WrappingRunner(Runner):
+    """A runner that drives another (opened, closed and timed with it)."""
+
+    def __init__(self, inner: Inferring) -> None:
+        super().__init__()
+        self.inner = inner
+        self.is_active = getattr(inner, "is_active", True)
+        self.size_bounds = getattr(inner, "size_bounds", None)
+
+    def _activate(self) -> None:
+        if isinstance(self.inner, Runner):
+            self.inner.activate()
+
+    def _deactivate(self) -> None:
+        if isinstance(self.inner, Runner):
+            self.inner.deactivate()
+
+
+class TiledRunner(WrappingRunner):
     """Runs a fixed-size runner over any input, tile by tile."""
 
-    def __init__(self, inner: Runner, tile_hw: tuple[int, int], scale: int, overlap: int, align: int = 1) -> None:
+    def __init__(self, inner: Inferring, tile_hw: tuple[int, int], scale: int, overlap: int, align: int = 1) -> None:
         if overlap < 0:
             raise SrExportError(f"tile overlap must be 0 or more, not {overlap}")
-        self.inner = inner
+        super().__init__(inner)
         self.tile_hw = tile_hw
         self.scale = scale
         self.overlap = min(overlap, (min(tile_hw) - 1) // 2)
@@ -112,7 +131,7 @@ class TiledRunner:
             tile_spans(padded_w, self.tile_hw[1], self.overlap, self.align)
         )
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
         tile_h, tile_w = self.tile_hw
         if batch.shape[2:] == (tile_h, tile_w) and batch.shape[0] == 1:
             return self.inner.infer(batch)
@@ -141,20 +160,39 @@ class TiledRunner:
         return np.concatenate(outputs, axis=0)
 
 
-class PaddedRunner:
+class PaddedRunner(WrappingRunner):
     """Feeds a runner inputs padded (reflect) to a multiple of ``multiple``; crops the output back."""
 
-    def __init__(self, inner: Runner, multiple: int, scale: int) -> None:
-        self.inner = inner
+    def __init__(self, inner: Inferring, multiple: int, scale: int) -> None:
+        super().__init__(inner)
         self.multiple = multiple
         self.scale = scale
         self.name = f"{inner.name} [padded to x{multiple}]"
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
         height, width = batch.shape[2:]
         padded = pad_to(batch, round_up(height, self.multiple), round_up(width, self.multiple))
         out = self.inner.infer(np.ascontiguousarray(padded))
         return out[:, :, : height * self.scale, : width * self.scale]
+
+
+class SizeSetRunner(WrappingRunner):
+    """Sizes a program takes (``accepts``) go straight through; any other runs in tiles of ``tile_hw``.
+
+    For artifacts with a few enumerated input sizes (Core ML's enumerated shapes).
+    """
+
+    def __init__(self, inner: Inferring, accepts: Callable[[tuple[int, int]], bool], tile_hw: tuple[int, int],
+                 scale: int, overlap: int, align: int = 1) -> None:
+        super().__init__(inner)
+        self.accepts = accepts
+        self.tiled = TiledRunner(inner, tile_hw, scale, overlap, align)
+        self.name = inner.name
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        if self.accepts((int(batch.shape[2]), int(batch.shape[3]))):
+            return self.inner.infer(batch)
+        return self.tiled.infer(batch)
 
 
 def adapt_runner(runner: Runner, metadata: ArtifactMetadata, *, tile_overlap: int | None = None) -> Runner:

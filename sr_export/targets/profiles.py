@@ -1,10 +1,15 @@
-"""Declarative target profiles (``targets/*.toml``): which backend, precision,
-sizes and timing settings one device is measured with, and how to reach it.
+"""Declarative target profiles (``targets/*.toml``): which runtime (``backend``), precision,
+options, sizes and timing settings one device is measured with, and how to reach it.
 
 Profiles are validated strictly: a typo in a key or a bad value is an error
 that names the key, because a silently ignored ``runs = "50"`` or
 ``[devcie]`` section would produce numbers measured under conditions other
-than the ones the user wrote down.
+than the ones the user wrote down. The ``[options]`` table is the runtime's
+own (its descriptor's options dataclass) and is checked against it
+(:meth:`TargetProfile.runtime_options`) before anything is built.
+
+A *target* is a profile name, a profile path, or a runtime name (its
+defaults then make the profile): :func:`load_target`.
 """
 
 from __future__ import annotations
@@ -16,17 +21,11 @@ from typing import Any
 from sr_export.core.errors import SrExportError
 from sr_export.core.resources import list_resources
 from sr_export.core.sizes import parse_size
+from sr_export.runtimes.base import Runtime
+from sr_export.runtimes.registry import get_runtime, runtime_names
 
 DEFAULT_PROFILE = "cpu"
 PRECISIONS = ("fp32", "fp16", "int8")
-# Backends a profile may name. Those not (yet) in BACKENDS still validate, so a
-# profile can be written before its backend lands; running it names the extra.
-KNOWN_BACKENDS: dict[str, str | None] = {
-    "onnxruntime": None,
-    "tflite": "tflite",
-    "coreml": "coreml",
-    "tensorrt": "tensorrt",
-}
 DEVICE_KINDS = ("local", "ssh")
 
 _TOP_KEYS = {"name", "backend", "description", "precision", "device", "runtime", "bench", "options", "notes"}
@@ -80,16 +79,29 @@ class TargetProfile:
     def device(self) -> str:
         return self.access.kind
 
-    def require_backend(self) -> None:
-        """One line naming what is missing when this installation cannot build for the profile's backend."""
-        from sr_export.runtimes.registry import BACKENDS
+    def require_backend(self) -> Runtime:
+        """The profile's runtime; one line naming what is missing when this installation has no such runtime."""
+        if self.backend not in runtime_names():
+            # Runtime extras are named after the runtime (sr-export[tflite]).
+            hint = (f"install it with: pip install 'sr-export[{self.backend}]' (a version that ships the "
+                    f"{self.backend} target)")
+            raise SrExportError(f"target '{self.name}' needs the '{self.backend}' backend, which this installation "
+                                f"lacks; {hint}")
+        return get_runtime(self.backend)
 
-        if self.backend in BACKENDS:
-            return
-        extra = KNOWN_BACKENDS.get(self.backend)
-        hint = f"install it with: pip install 'sr-export[{extra}]' (a version that ships the {self.backend} target)"
-        raise SrExportError(f"target '{self.name}' needs the '{self.backend}' backend, which this installation "
-                            f"lacks; {hint}")
+    def runtime_options(self) -> Any:
+        """``[options]`` as the runtime's typed options; an unknown key or a bad value names itself and the file."""
+        where = f" in {self.source}" if self.source else f" of target '{self.name}'"
+        return self.require_backend().parse_options(self.options, where=where)
+
+    def validate(self) -> Runtime:
+        """Everything a run needs from the profile, checked before any work: runtime, precision, options."""
+        runtime = self.require_backend()
+        if self.precision not in runtime.precisions:
+            raise SrExportError(f"target '{self.name}': the {self.backend} runtime builds "
+                                f"{', '.join(runtime.precisions)}, not {self.precision}")
+        self.runtime_options()
+        return runtime
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +123,20 @@ def resource_template() -> Path:
     return resource_dir("targets") / "_template.toml"
 
 
+def load_target(name_or_path: str | Path) -> TargetProfile:
+    """A profile by name or path, or, for a runtime's name, a profile of that runtime's defaults
+    (this machine, its first precision among fp32 and the others, the ``cpu`` profile's sizes and counts)."""
+    text = str(name_or_path)
+    if Path(text).suffix == ".toml" or text in available_profiles() or text not in runtime_names():
+        return load_profile(name_or_path)
+    runtime = get_runtime(text)
+    precision = "fp32" if "fp32" in runtime.precisions else runtime.precisions[0]
+    default = load_profile(DEFAULT_PROFILE)
+    return TargetProfile(name=text, backend=text, description=f"{runtime.description} (runtime defaults)",
+                         precision=precision, input_sizes=default.input_sizes, warmup=default.warmup,
+                         runs=default.runs)
+
+
 def load_profile(name_or_path: str | Path) -> TargetProfile:
     from sr_export.core.resources import read_toml_resource
 
@@ -121,22 +147,16 @@ def load_profile(name_or_path: str | Path) -> TargetProfile:
 
 def profile_from_dict(data: dict[str, Any], source: Path | None = None) -> TargetProfile:
     where = f" in {source}" if source else ""
-    check = _Checker(where)
+    check = Checker(where)
     check.keys(data, _TOP_KEYS, "")
     if "backend" not in data:
         raise SrExportError(f"target profile{where} does not name a backend")
-    backend = check.choice(data, "backend", tuple(KNOWN_BACKENDS), "")
+    backend = check.choice(data, "backend", tuple(runtime_names()), "")
     runtime = check.table(data, "runtime", _RUNTIME_KEYS)
     bench = check.table(data, "bench", _BENCH_KEYS)
     options = check.table(data, "options", None)
     threads = check.integer(runtime, "threads", "runtime.", 0, default=0)
-    sizes = bench.get("input_sizes", ["256x256"])
-    if not isinstance(sizes, list) or not sizes or not all(isinstance(s, str) for s in sizes):
-        raise SrExportError(f"bench.input_sizes{where} must be a non-empty list of \"HxW\" strings")
-    try:
-        input_sizes = tuple(parse_size(s) for s in sizes)
-    except SrExportError as exc:
-        raise SrExportError(f"bench.input_sizes{where}: {exc}") from exc
+    input_sizes = check.sizes(bench, "input_sizes", "bench.") if "input_sizes" in bench else ((256, 256),)
     return TargetProfile(
         name=check.string(data, "name", "", default=source.stem if source else "custom"),
         backend=backend,
@@ -154,7 +174,7 @@ def profile_from_dict(data: dict[str, Any], source: Path | None = None) -> Targe
     )
 
 
-def _device(value: Any, check: _Checker) -> DeviceAccess:
+def _device(value: Any, check: Checker) -> DeviceAccess:
     if isinstance(value, str):  # the short form: device = "local"
         if value != "local":
             raise SrExportError(f"device{check.where} must be \"local\" or a [device] table with kind = \"ssh\"")
@@ -189,7 +209,7 @@ def _device(value: Any, check: _Checker) -> DeviceAccess:
 
 
 @dataclass(frozen=True)
-class _Checker:
+class Checker:
     """Typed reads from parsed TOML whose errors name the dotted key and the file."""
 
     where: str
@@ -219,6 +239,15 @@ class _Checker:
         if value not in choices:
             raise SrExportError(f"{prefix}{key}{self.where} is {value!r}; choose one of: {', '.join(choices)}")
         return value
+
+    def sizes(self, table: dict[str, Any], key: str, prefix: str) -> tuple[tuple[int, int], ...]:
+        value = table[key]
+        if not isinstance(value, list) or not value or not all(isinstance(s, str) for s in value):
+            raise SrExportError(f"{prefix}{key}{self.where} must be a non-empty list of \"HxW\" strings")
+        try:
+            return tuple(parse_size(s) for s in value)
+        except SrExportError as exc:
+            raise SrExportError(f"{prefix}{key}{self.where}: {exc}") from exc
 
     def integer(self, table: dict[str, Any], key: str, prefix: str, minimum: int, *, default: int,
                 maximum: int | None = None) -> int:

@@ -11,15 +11,19 @@ from pathlib import Path
 import numpy as np
 
 from sr_export.bench import device_runner
-from sr_export.bench.remote import RUNNER
+from sr_export.bench.remote import RUNNER, device_session
 
 
 def test_it_needs_only_the_standard_library_numpy_and_a_runtime() -> None:
-    tree = ast.parse(RUNNER.read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+    # What goes to a device: the runner and the device session of each runtime it times locally or on a board.
+    sessions = [device_session(name).file() for name in ("onnxruntime", "tflite", "tensorrt")]
+    imported: set[str] = set()
+    for source in (RUNNER, *sessions):
+        tree = ast.parse(source.read_text())
+        imported |= {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                     for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
     third_party = imported - set(sys.stdlib_module_names)
     assert third_party == {"numpy", "onnxruntime", "ai_edge_litert", "tflite_runtime"}
 

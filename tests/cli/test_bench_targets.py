@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sr_export.runtimes.registry import BACKENDS
+from sr_export.runtimes.registry import RUNTIMES as BACKENDS
 
 
 @pytest.mark.parametrize(("target", "backend"), [("tflite-cpu", "tflite"), ("coreml", "coreml"),
@@ -15,7 +15,7 @@ def test_a_profile_whose_runtime_package_is_missing_names_the_extra(
     sr_bench, tmp_path, monkeypatch: pytest.MonkeyPatch, target: str, backend: str
 ) -> None:
     # As on an installation without the extra: the backend's module cannot be imported.
-    from sr_export.runtimes.registry import Backend
+    from sr_export.runtimes.registry import RuntimeEntry as Backend
 
     monkeypatch.setitem(BACKENDS, backend, Backend("sr_export_package_not_installed:Target", (".x",), extra=backend))
     result = sr_bench("--target", target, "--models", "imdn", "--db", tmp_path / "h.sqlite", "--out-dir", tmp_path)

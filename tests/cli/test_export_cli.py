@@ -101,7 +101,7 @@ def test_static_shape_export_runs_other_sizes_tiled(tmp_path: Path, sr_export) -
 
     from sr_export.core.errors import SrExportError
     from sr_export.runtimes.open import open_artifact, open_runner
-    from sr_export.runtimes.registry import get_target
+    from sr_export.runtimes.registry import get_runtime as get_target
 
     artifact = open_artifact(out)
     raw = get_target("onnxruntime").load(artifact)

@@ -12,7 +12,7 @@ from sr_export.checks.parity import run_parity
 from sr_export.core.errors import StageFailed
 from sr_export.data.parity_inputs import builtin_parity_inputs
 from sr_export.export.fp16 import KEEP_FLOAT_OPS, save_fp16
-from sr_export.runtimes.onnxruntime import OnnxRuntimeTarget
+from sr_export.runtimes.onnxruntime import OnnxRuntime as OnnxRuntimeTarget
 from sr_export.runtimes.pytorch import PyTorchRunner
 
 

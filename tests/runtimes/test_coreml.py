@@ -29,7 +29,7 @@ from sr_export.runtimes.open import (
     open_runner,  # noqa: E402
 )
 from sr_export.runtimes.pytorch import PyTorchRunner  # noqa: E402
-from sr_export.runtimes.registry import get_target  # noqa: E402
+from sr_export.runtimes.registry import get_runtime as get_target  # noqa: E402
 
 
 def fp16_parity(artifact, model, sizes):

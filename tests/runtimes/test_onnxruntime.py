@@ -11,7 +11,7 @@ from sr_export.core.errors import SrExportError
 from sr_export.export.onnx import ExportOptions, export_onnx
 from sr_export.models.loader import ModelRequest, load_model
 from sr_export.runtimes.open import open_runner
-from sr_export.runtimes.registry import get_target
+from sr_export.runtimes.registry import get_runtime as get_target
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,9 @@ import pytest
 
 from sr_export.core.errors import RuntimeUnavailable, SrExportError
 from sr_export.runtimes.open import open_runner
-from sr_export.runtimes.registry import BACKENDS, backend_for_file, get_target
+from sr_export.runtimes.registry import RUNTIMES as BACKENDS
+from sr_export.runtimes.registry import get_runtime as get_target
+from sr_export.runtimes.registry import runtime_for_file as backend_for_file
 from sr_export.runtimes.tensorrt.build import engine_path
 from sr_export.runtimes.tensorrt.loader import NOT_INSTALLED, import_tensorrt
 from sr_export.runtimes.tensorrt.runner import profile_error

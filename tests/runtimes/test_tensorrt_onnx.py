@@ -10,7 +10,7 @@ import pytest
 from sr_export.checks.parity import run_parity
 from sr_export.core.errors import SrExportError
 from sr_export.data.parity_inputs import builtin_parity_inputs
-from sr_export.runtimes.onnxruntime import OnnxRuntimeTarget
+from sr_export.runtimes.onnxruntime import OnnxRuntime as OnnxRuntimeTarget
 from sr_export.runtimes.pytorch import PyTorchRunner
 from sr_export.runtimes.tensorrt.onnx import is_qdq, prepare_onnx, prepared_name, qdq_problems
 from sr_export.runtimes.tensorrt.settings import EngineSettings

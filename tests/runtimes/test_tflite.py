@@ -24,7 +24,8 @@ from sr_export.runtimes.open import (
     open_runner,  # noqa: E402
 )
 from sr_export.runtimes.pytorch import PyTorchRunner  # noqa: E402
-from sr_export.runtimes.registry import backend_for_file, get_target  # noqa: E402
+from sr_export.runtimes.registry import get_runtime as get_target
+from sr_export.runtimes.registry import runtime_for_file as backend_for_file  # noqa: E402
 from sr_export.runtimes.tflite.convert import TfliteOptions  # noqa: E402
 from sr_export.runtimes.tflite.runner import TfliteRunner  # noqa: E402
 

@@ -8,9 +8,10 @@ import pytest
 
 from sr_export.core.errors import SrExportError
 from sr_export.core.sizes import parse_size
-from sr_export.runtimes.registry import BACKENDS, get_target
+from sr_export.runtimes.registry import RUNTIMES as BACKENDS
+from sr_export.runtimes.registry import RUNTIMES as KNOWN_BACKENDS
+from sr_export.runtimes.registry import get_runtime as get_target
 from sr_export.targets.profiles import (
-    KNOWN_BACKENDS,
     TargetProfile,
     available_profiles,
     load_profile,

@@ -8,15 +8,17 @@ the runner's name says which one ran.
 from __future__ import annotations
 
 import sys
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 
 import numpy as np
 
 from sr_export.core.artifacts import Artifact
 from sr_export.core.errors import SrExportError, StageFailed, first_line
+from sr_export.runtimes.base import Runner
 from sr_export.runtimes.coreml.convert import INPUT_NAME, OUTPUT_NAME
 from sr_export.runtimes.coreml.quiet import import_coremltools, quiet_converter
 from sr_export.runtimes.coreml.sizes import InputSizes, program_sizes
+from sr_export.runtimes.tiling import SizeSetRunner, default_overlap
 
 
 def can_predict() -> bool:
@@ -31,72 +33,65 @@ def can_predict() -> bool:
     return True
 
 
-class _CoreMLRunnerBase(ABC):
-    name: str
+class CoreMLRunner(Runner):
+    """An ML Program at the sizes it takes (one batch item at a time)."""
+
     sizes: InputSizes
-    scale: int
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def __init__(self, artifact: Artifact) -> None:
+        super().__init__()
+        self.artifact = artifact
+        self.activate()
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
         size = tuple(batch.shape[2:])
-        if self.sizes.accepts(size):  # type: ignore[arg-type]
-            return np.concatenate([self._run(batch[i:i + 1]) for i in range(batch.shape[0])])
-        if self.sizes.enumerated:
-            # Any other size runs in tiles of the first enumerated one.
-            from sr_export.runtimes.tiling import TiledRunner
-
-            tile = self.sizes.enumerated[0]
-            inner = _SizeRestricted(self)
-            return TiledRunner(inner, tile, self.scale, self._overlap).infer(batch)
-        raise SrExportError(
-            f"the Core ML program takes {self.sizes.describe()}, not {size[0]}x{size[1]}; "
-            "open it with sr_export.runtimes.open_runner (tiles fixed sizes) or re-export with --range"
-        )
-
-    _overlap: int = 8
+        if not self.sizes.accepts(size):  # type: ignore[arg-type]
+            raise SrExportError(
+                f"the Core ML program takes {self.sizes.describe()}, not {size[0]}x{size[1]}; "
+                "open it with sr_export.runtimes.open.open_runner (tiles fixed sizes) or re-export with --range"
+            )
+        return np.concatenate([self._run(batch[i:i + 1]) for i in range(batch.shape[0])])
 
     @abstractmethod
     def _run(self, batch: np.ndarray) -> np.ndarray:
         """Run one batch of a size the program takes."""
 
 
-class _SizeRestricted:
-    """The exact-size part of a runner, for TiledRunner to drive."""
-
-    def __init__(self, runner: _CoreMLRunnerBase) -> None:
-        self.runner, self.name = runner, runner.name
-
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        return self.runner._run(batch)
-
-
-class ReferenceRunner(_CoreMLRunnerBase):
+class ReferenceRunner(CoreMLRunner):
     """Runs the saved ML Program with the numpy reference executor (any OS)."""
 
-    def __init__(self, artifact: Artifact) -> None:
+    def _activate(self) -> None:
         from sr_export.runtimes.coreml.reference import MilProgram, load_spec
 
-        self.program = MilProgram.from_package(artifact.path)
-        self.sizes = program_sizes(load_spec(artifact.path))
-        self.scale = artifact.metadata.scale
-        self._overlap = artifact.metadata.receptive_field or 8
-        self.name = f"coreml-reference-executor (numpy, not Core ML) {artifact.metadata.precision}"
+        self.program = MilProgram.from_package(self.artifact.path)
+        self.sizes = program_sizes(load_spec(self.artifact.path))
+        self.name = f"coreml-reference-executor (numpy, not Core ML) {self.artifact.metadata.precision}"
+
+    def _deactivate(self) -> None:
+        del self.program
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         outputs = self.program.run({INPUT_NAME: batch})
         return np.asarray(outputs[OUTPUT_NAME], np.float32)
 
 
-class PredictRunner(_CoreMLRunnerBase):
+class PredictRunner(CoreMLRunner):
     """Runs the package with Core ML itself (macOS only)."""
 
     def __init__(self, artifact: Artifact, compute_units: str = "ALL") -> None:
+        self.compute_units = compute_units
+        super().__init__(artifact)
+
+    def _activate(self) -> None:
         ct = import_coremltools()
         with quiet_converter():
-            self.model = ct.models.MLModel(str(artifact.path), compute_units=getattr(ct.ComputeUnit, compute_units))
+            self.model = ct.models.MLModel(str(self.artifact.path),
+                                           compute_units=getattr(ct.ComputeUnit, self.compute_units))
         self.sizes = program_sizes(self.model.get_spec())
-        self.scale = artifact.metadata.scale
-        self._overlap = artifact.metadata.receptive_field or 8
-        self.name = f"coreml-predict {compute_units} {artifact.metadata.precision}"
+        self.name = f"coreml-predict {self.compute_units} {self.artifact.metadata.precision}"
+
+    def _deactivate(self) -> None:
+        del self.model
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         try:
@@ -104,3 +99,13 @@ class PredictRunner(_CoreMLRunnerBase):
         except Exception as exc:
             raise StageFailed("check", f"Core ML predict failed: {first_line(exc)}") from exc
         return np.asarray(result[OUTPUT_NAME], np.float32)
+
+
+def with_enumerated_tiles(runner: CoreMLRunner) -> Runner:
+    """A program with enumerated sizes runs any other size in tiles of its first one (the shared tiling)."""
+    if not runner.sizes.enumerated:
+        return runner
+    tile = runner.sizes.enumerated[0]
+    metadata = runner.artifact.metadata
+    return SizeSetRunner(runner, runner.sizes.accepts, tile, metadata.scale, default_overlap(tile, metadata),
+                         align=metadata.tile_alignment)

@@ -15,24 +15,51 @@ Every engine gets metadata in ``<engine>.json`` and a platform manifest in
 from __future__ import annotations
 
 import platform
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sr_export.core.artifacts import Artifact, sidecar_path
 from sr_export.core.errors import SrExportError
+from sr_export.core.formats import ONNX, ONNX_QDQ, TENSORRT_ENGINE
 from sr_export.core.io import atomic_path, write_json_atomic
-from sr_export.runtimes.base import Target
+from sr_export.runtimes.base import DeviceSession, Runtime
 from sr_export.runtimes.tensorrt.build import Progress, build_engine, engine_path, uses_strong_typing
 from sr_export.runtimes.tensorrt.loader import current_platform, import_tensorrt
 from sr_export.runtimes.tensorrt.manifest import EngineManifest, file_sha256, write_manifest
-from sr_export.runtimes.tensorrt.settings import EngineSettings, settings_from_options
+from sr_export.runtimes.tensorrt.settings import EngineSettings, TensorRTRuntimeOptions, settings_from_options
+
+if TYPE_CHECKING:
+    from sr_export.quantize.calibration_data import CalibrationSet
 
 
-class TensorRTTarget(Target):
+class TensorRTRuntime(Runtime):
     name: ClassVar[str] = "tensorrt"
+    label: ClassVar[str] = "TensorRT"
+    description: ClassVar[str] = "TensorRT engine on an NVIDIA GPU (trtexec on boards)"
+    consumes: ClassVar[str] = "onnx"
+    reads: ClassVar[tuple[str, ...]] = (TENSORRT_ENGINE.name,)
+    writes: ClassVar[tuple[str, ...]] = (ONNX.name, ONNX_QDQ.name, TENSORRT_ENGINE.name)
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "fp16", "int8")
+    extra: ClassVar[str | None] = "tensorrt"
+    packages: ClassVar[tuple[str, ...]] = ("tensorrt",)
+    options: ClassVar[type] = TensorRTRuntimeOptions
+    keeps_export: ClassVar[bool] = True  # the FP32 ONNX every precision is prepared from stays beside the engine
+    # On a device the engine is built and timed by trtexec from the prepared ONNX (see device.py).
+    device_session: ClassVar[DeviceSession | None] = DeviceSession("sr_export.runtimes.tensorrt.device",
+                                                                   "TrtexecSession", takes="prepared")
+
+    def settings(self, onnx_artifact: Artifact, precision: str, options: Any) -> EngineSettings:
+        return settings_from_options(self.parse_options(options), precision,
+                                     min_input_size=onnx_artifact.metadata.min_input_size)
+
+    def prepare(self, onnx_artifact: Artifact, folder: Path, *, precision: str = "fp32", options: Any = None,
+                calibration: CalibrationSet | None = None, settings: EngineSettings | None = None) -> Artifact:
+        """The FP32, FP16-typed or INT8 QDQ (TensorRT flavour) ONNX the engine is built from, proven on a CPU first."""
+        from sr_export.runtimes.tensorrt.onnx import prepare_onnx
+
+        settings = settings or self.settings(onnx_artifact, precision, options)
+        return prepare_onnx(onnx_artifact, settings, Path(folder), calibration=calibration)
 
     def build(
         self,
@@ -40,16 +67,15 @@ class TensorRTTarget(Target):
         output: Path | None,
         *,
         precision: str = "fp32",
-        options: Mapping[str, Any] | None = None,
+        options: Any = None,
+        calibration: CalibrationSet | None = None,
         settings: EngineSettings | None = None,
         progress: Progress | None = None,
     ) -> Artifact:
-        from sr_export.runtimes.tensorrt.onnx import prepare_onnx
-
         meta = onnx_artifact.metadata
-        settings = settings or settings_from_options(options, precision, min_input_size=meta.min_input_size)
+        settings = settings or self.settings(onnx_artifact, precision, options)
         target = engine_path(onnx_artifact.path, output, settings.precision)
-        prepared = prepare_onnx(onnx_artifact, settings, target.parent)
+        prepared = self.prepare(onnx_artifact, target.parent, settings=settings, calibration=calibration)
         trt = import_tensorrt()
         here = current_platform(trt)
         strongly_typed = uses_strong_typing(trt, settings)
@@ -58,10 +84,10 @@ class TensorRTTarget(Target):
                                 "ONNX (--int8 --calib RECIPE or --int8 --from model_qdq.onnx)")
         with atomic_path(target) as tmp:
             input_name, output_name = build_engine(trt, prepared, settings, tmp, strongly_typed=strongly_typed,
-                                                   progress=progress)
+                                                   progress=progress, calibration=calibration)
         metadata = replace(
-            prepared.metadata, format=target.suffix.lstrip("."), backend=self.name, precision=settings.precision,
-            input_name=input_name, output_name=output_name,
+            prepared.metadata, format=TENSORRT_ENGINE.name, flavour=None, backend=self.name,
+            runtimes=(self.name,), precision=settings.precision, input_name=input_name, output_name=output_name,
             input_shape=(1, meta.in_channels, "height", "width") if not settings.profile.static
             else (1, meta.in_channels, *settings.profile.opt),
             notes=(*prepared.metadata.notes, f"TensorRT {trt.__version__} engine, profile "
@@ -74,6 +100,25 @@ class TensorRTTarget(Target):
             output_name=output_name, settings=settings.to_dict(),
         ))
         return Artifact(target, metadata)
+
+    def device_job(self, artifact: Artifact, options: Any) -> dict[str, Any]:
+        """trtexec's command lines for the board: build the engine from ``artifact`` (the prepared ONNX) with
+        the profile's settings, one line per TensorRT major version, then time it at a size."""
+        from sr_export.runtimes.tensorrt.trtexec import benchmark_command, build_command
+
+        meta = artifact.metadata
+        # The board has its own home and caches: no timing cache path of this machine goes there.
+        settings = replace(self.settings(artifact, meta.precision, options), timing_cache=None)
+        if settings.calibrator != "none":
+            raise SrExportError("the entropy calibrator runs in TensorRT's Python API, which boards timed over "
+                                "trtexec lack; build INT8 from a QDQ ONNX (options.calibration = a recipe)")
+        onnx, engine = Path(artifact.path.name), Path(f"{artifact.path.stem}.engine")
+        build = {str(major): build_command(onnx, engine, settings, input_name=meta.input_name,
+                                           channels=meta.in_channels, tensorrt_major=major, trtexec="{trtexec}")
+                 for major in (10, 11)}
+        timing = benchmark_command(engine, ("{height}", "{width}"), input_name=meta.input_name,  # type: ignore[arg-type]
+                                   channels=meta.in_channels, iterations="{runs}", trtexec="{trtexec}")  # type: ignore[arg-type]
+        return {"trtexec": {"build": build, "benchmark": timing, "engine": str(engine)}}
 
     def load(self, artifact: Artifact, *, threads: int | None = None) -> Any:
         from sr_export.runtimes.tensorrt.runner import TensorRTRunner

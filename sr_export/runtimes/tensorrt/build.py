@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sr_export.core.artifacts import Artifact
 from sr_export.core.errors import RuntimeUnavailable, SrExportError, StageFailed
 from sr_export.core.io import atomic_path
 from sr_export.runtimes.tensorrt.loader import tensorrt_major
 from sr_export.runtimes.tensorrt.settings import EngineSettings
+
+if TYPE_CHECKING:
+    from sr_export.quantize.calibration_data import CalibrationSet
 
 ENGINE_SUFFIXES = (".engine", ".plan")
 
@@ -39,7 +42,7 @@ def engine_path(onnx_path: Path, output: Path | None, precision: str) -> Path:
 
 def build_engine(
     trt: Any, onnx: Artifact, settings: EngineSettings, output: Path, *, strongly_typed: bool,
-    progress: Progress | None = None,
+    progress: Progress | None = None, calibration: CalibrationSet | None = None,
 ) -> tuple[str, str]:
     """Parse ``onnx``, build a serialised engine into ``output``; return its input and output tensor names."""
     logger = trt.Logger(trt.Logger.WARNING)
@@ -72,7 +75,7 @@ def build_engine(
     if not strongly_typed:
         from sr_export.runtimes.tensorrt.implicit import configure_weakly_typed
 
-        configure_weakly_typed(trt, config, settings, profile, onnx)
+        configure_weakly_typed(trt, config, settings, profile, onnx, calibration)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise StageFailed("convert", f"TensorRT could not build an engine from {onnx.path.name} "

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sr_export.core.artifacts import Artifact
 from sr_export.core.errors import SrExportError
+from sr_export.core.formats import ONNX_QDQ
 from sr_export.runtimes.tensorrt.settings import EngineSettings
+
+if TYPE_CHECKING:
+    from sr_export.quantize.calibration_data import CalibrationSet
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
@@ -70,11 +74,14 @@ def prepared_name(onnx_path: Path, precision: str) -> str:
     return f"{stem}.onnx" if precision == "fp32" or stem.endswith(f"_{precision}") else f"{stem}_{precision}.onnx"
 
 
-def prepare_onnx(onnx_artifact: Artifact, settings: EngineSettings, folder: Path) -> Artifact:
-    """The ONNX file the engine is built from: the FP32 graph, its FP16 version, or an INT8 QDQ graph.
+def prepare_onnx(onnx_artifact: Artifact, settings: EngineSettings, folder: Path,
+                 calibration: CalibrationSet | None = None) -> Artifact:
+    """The ONNX file the engine is built from: the FP32 graph, its FP16 version, or an INT8 QDQ graph
+    (calibrated on ``calibration``, default the settings' recipe's set).
 
     Writes (atomically) into ``folder`` only what has to be made; an input
-    that already has the precision is returned as it is.
+    that already has the precision is returned as it is. What it makes is
+    stamped as built for TensorRT; it runs in ONNX Runtime, which proves it.
     """
     meta = onnx_artifact.metadata
     precision = settings.precision
@@ -83,14 +90,16 @@ def prepare_onnx(onnx_artifact: Artifact, settings: EngineSettings, folder: Path
             return onnx_artifact
         from sr_export.export.fp16 import save_fp16
 
-        return save_fp16(_float(onnx_artifact), Path(folder) / prepared_name(onnx_artifact.path, "fp16"))
+        fp16 = save_fp16(_float(onnx_artifact), Path(folder) / prepared_name(onnx_artifact.path, "fp16"),
+                         backend="tensorrt")
+        return fp16
     if precision == "int8":
         if is_qdq(onnx_artifact.path):
             return _checked_qdq(onnx_artifact)
         if settings.calibrator == "entropy":
             return _float(onnx_artifact)  # TensorRT 10 calibrates the FP32 graph itself
-        if settings.calibration:
-            return _quantized(_float(onnx_artifact), settings.calibration, Path(folder))
+        if settings.calibration or calibration is not None:
+            return _quantized(_float(onnx_artifact), settings.calibration, Path(folder), calibration)
         raise SrExportError(
             f"{onnx_artifact.path.name} is not quantised: give a calibration recipe (--int8 --calib RECIPE) "
             "or an INT8 QDQ ONNX (--int8 --from model_qdq.onnx)"
@@ -112,21 +121,20 @@ def _checked_qdq(artifact: Artifact) -> Artifact:
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise SrExportError(f"{artifact.path.name} is not a QDQ graph TensorRT can build: {problems[0]}{more}")
-    if artifact.metadata.precision == "int8":
+    meta = artifact.metadata
+    if (meta.precision, meta.format, meta.flavour, meta.backend) == ("int8", ONNX_QDQ.name, "tensorrt", "tensorrt"):
         return artifact
-    return Artifact(artifact.path, replace(artifact.metadata, precision="int8"))
+    # A QDQ graph TensorRT can build: symmetric, so of TensorRT's flavour whoever made it.
+    return Artifact(artifact.path, replace(meta, precision="int8", format=ONNX_QDQ.name, flavour="tensorrt",
+                                           backend="tensorrt"))
 
 
-def _quantized(artifact: Artifact, recipe_name: str, folder: Path) -> Artifact:
-    """Calibrate and quantise with the calibration module (explicit QDQ in TensorRT's flavour)."""
-    try:
-        from sr_export.quantize.qdq import quantize_onnx
-        from sr_export.quantize.recipes import load_recipe
-    except ModuleNotFoundError as exc:
-        raise SrExportError(
-            "INT8 calibration (sr_export.quantize) is not part of this sr-export; quantise elsewhere and "
-            "pass the QDQ ONNX with --int8 --from model_qdq.onnx"
-        ) from exc
-    recipe = load_recipe(recipe_name)
+def _quantized(artifact: Artifact, recipe_name: str | None, folder: Path,
+               calibration: CalibrationSet | None) -> Artifact:
+    """Calibrate and quantise (explicit QDQ in TensorRT's flavour) on the build's calibration set."""
+    from sr_export.quantize.qdq import quantize_onnx
+    from sr_export.quantize.recipes import load_recipe
+
+    recipe = calibration.recipe if calibration is not None else load_recipe(str(recipe_name))
     output = folder / prepared_name(artifact.path, "int8")
-    return _checked_qdq(quantize_onnx(artifact, recipe, flavour="tensorrt", output=output))
+    return _checked_qdq(quantize_onnx(artifact, recipe, flavour="tensorrt", output=output, calibration=calibration))

@@ -12,6 +12,7 @@ import numpy as np
 from sr_export.core.artifacts import Artifact
 from sr_export.core.errors import SrExportError, StageFailed
 from sr_export.core.sizes import hw_text
+from sr_export.runtimes.base import Runner
 from sr_export.runtimes.tensorrt.cuda_buffers import CudaPythonBuffers, device_buffers
 from sr_export.runtimes.tensorrt.loader import current_platform, import_tensorrt
 from sr_export.runtimes.tensorrt.manifest import check_platform, read_manifest
@@ -26,8 +27,14 @@ def profile_error(hw: tuple[int, int], profile: ShapeProfile, engine_name: str) 
             f"rebuild with --min/--max covering it, or run through sr-export check/bench, which tile")
 
 
-class TensorRTRunner:
+class TensorRTRunner(Runner):
     def __init__(self, artifact: Artifact) -> None:
+        super().__init__()
+        self.artifact = artifact
+        self.activate()
+
+    def _activate(self) -> None:
+        artifact = self.artifact
         trt = import_tensorrt()
         path = artifact.path
         manifest = read_manifest(path)
@@ -50,12 +57,16 @@ class TensorRTRunner:
         self._input, self._output = inputs[0], outputs[0]
         low, best, high = (tuple(s) for s in self._engine.get_tensor_profile_shape(self._input, 0))
         self.profile = ShapeProfile(tuple(low[2:]), tuple(best[2:]), tuple(high[2:]))  # type: ignore[arg-type]
+        self.size_bounds = (self.profile.min, self.profile.max)
         self._output_dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(self._output)))
         self._input_dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(self._input)))
         self.name = f"tensorrt {trt.__version__} {artifact.metadata.precision}"
         self._path = path
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def _deactivate(self) -> None:
+        del self._context, self._engine, self._runtime
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
         hw = (int(batch.shape[2]), int(batch.shape[3]))
         problem = profile_error(hw, self.profile, self._path.name)
         if problem or batch.shape[0] != 1:

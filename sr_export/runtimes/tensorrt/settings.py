@@ -9,12 +9,13 @@ Pure data, no TensorRT: the same settings drive the Python API build
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sr_export.core.errors import SrExportError
 from sr_export.core.sizes import hw_text, parse_size
+from sr_export.runtimes.options import parse_options
 
 PRECISIONS = ("fp32", "fp16", "int8")
 CALIBRATORS = ("none", "entropy")  # entropy: TensorRT 10's implicit IInt8EntropyCalibrator2
@@ -28,8 +29,21 @@ DEFAULT_MAX = (720, 1280)
 MAX_SIDE = 2160
 DEFAULT_WORKSPACE_MB = 2048
 
-OPTION_KEYS = {"min_shape", "opt_shape", "max_shape", "shape", "workspace_mb", "timing_cache", "calibrator",
-               "calibration", "builder_optimization_level"}
+
+
+@dataclass(frozen=True)
+class TensorRTRuntimeOptions:
+    """A profile's ``[options]`` for the tensorrt runtime (``sr-export trt`` flags map onto these)."""
+
+    shape: str | None = None  # one fixed LR size "HxW"
+    min_shape: str | None = None  # the shape profile: smallest, tuned-for and largest LR size
+    opt_shape: str | None = None
+    max_shape: str | None = None
+    workspace_mb: int = DEFAULT_WORKSPACE_MB
+    timing_cache: str | None = None  # kernel timings reused across builds
+    calibrator: str = field(default="none", metadata={"choices": CALIBRATORS})  # "entropy": TensorRT 10 only
+    calibration: str | None = None  # INT8: a recipe; without one, INT8 is built from a QDQ ONNX given
+    builder_optimization_level: int | None = None
 
 
 @dataclass(frozen=True)
@@ -132,34 +146,25 @@ class EngineSettings:
 
 
 def settings_from_options(
-    options: Mapping[str, Any] | None, precision: str = "fp32", *, min_input_size: int = 1
+    options: Mapping[str, Any] | TensorRTRuntimeOptions | None, precision: str = "fp32", *, min_input_size: int = 1
 ) -> EngineSettings:
-    """EngineSettings from a target profile's ``[options]`` table; unknown keys are errors."""
-    options = dict(options or {})
-    unknown = set(options) - OPTION_KEYS
-    if unknown:
-        raise SrExportError(f"unknown TensorRT option(s) {', '.join(sorted(unknown))}; "
-                            f"allowed: {', '.join(sorted(OPTION_KEYS))}")
+    """EngineSettings from a target profile's ``[options]`` (a table or the typed options); unknown keys are errors."""
+    if not isinstance(options, TensorRTRuntimeOptions):
+        options = parse_options(TensorRTRuntimeOptions, options, runtime="TensorRT")
 
-    def size(key: str) -> tuple[int, int] | None:
-        return parse_size(options[key]) if key in options else None
+    def size(text: str | None) -> tuple[int, int] | None:
+        return parse_size(text) if text is not None else None
 
-    profile = shape_profile(shape=size("shape"), min=size("min_shape"), opt=size("opt_shape"),
-                            max=size("max_shape"), min_input_size=min_input_size)
-    cache = options.get("timing_cache")
-    level = options.get("builder_optimization_level")
-    try:
-        workspace = int(options.get("workspace_mb", DEFAULT_WORKSPACE_MB))
-    except (TypeError, ValueError) as exc:
-        raise SrExportError(f"workspace_mb must be a number of megabytes, not {options['workspace_mb']!r}") from exc
+    profile = shape_profile(shape=size(options.shape), min=size(options.min_shape), opt=size(options.opt_shape),
+                            max=size(options.max_shape), min_input_size=min_input_size)
     return EngineSettings(
         precision=precision,
         profile=profile,
-        workspace_mb=workspace,
-        timing_cache=Path(cache).expanduser() if cache else None,
-        calibrator=str(options.get("calibrator", "none")),
-        calibration=options.get("calibration"),
-        builder_optimization_level=int(level) if level is not None else None,
+        workspace_mb=options.workspace_mb,
+        timing_cache=Path(options.timing_cache).expanduser() if options.timing_cache else None,
+        calibrator=options.calibrator,
+        calibration=options.calibration,
+        builder_optimization_level=options.builder_optimization_level,
     )
 
 

@@ -16,13 +16,19 @@ PyTorch modules), which is how its ranges are looked up.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sr_export.core.cache import calibration_cache_dir
 from sr_export.core.errors import StageFailed, first_line
+from sr_export.core.io import write_json_atomic
+from sr_export.quantize.cache_key import CalibrationKey
 from sr_export.quantize.recipes import CalibrationRecipe
 from sr_export.quantize.statistics import quiet_ort_quantization
 from sr_export.runtimes.tflite.graph import TfliteGraph
@@ -75,20 +81,15 @@ class TfliteRanges:
         return result
 
 
-def _cache_path(key: Mapping[str, Any]) -> Any:
-    import hashlib
-    import json
-
-    from sr_export.quantize.statistics import cache_folder
-
-    digest = hashlib.sha256(json.dumps({"v": 1, **key}, sort_keys=True).encode()).hexdigest()[:24]
-    return cache_folder() / f"{digest}-tflite.json"
+def _cache_path(key: CalibrationKey | Mapping[str, Any]) -> Path:
+    if isinstance(key, CalibrationKey):
+        return key.path("tflite")
+    digest = hashlib.sha256(json.dumps({"v": 1, **key}, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return calibration_cache_dir() / f"{digest}-tflite.json"
 
 
-def load_cached_ranges(key: Mapping[str, Any]) -> tuple[TfliteRanges, tuple[int, int]] | None:
+def load_cached_ranges(key: CalibrationKey | Mapping[str, Any]) -> tuple[TfliteRanges, tuple[int, int]] | None:
     """Ranges (and the patch shape they were measured at) cached under ``key``; None when absent or damaged."""
-    import json
-
     path = _cache_path(key)
     if not path.is_file():
         return None
@@ -103,12 +104,11 @@ def load_cached_ranges(key: Mapping[str, Any]) -> tuple[TfliteRanges, tuple[int,
         return None  # measured again and overwritten
 
 
-def save_ranges(key: Mapping[str, Any], ranges: TfliteRanges, calibration_shape: tuple[int, int]) -> None:
+def save_ranges(key: CalibrationKey | Mapping[str, Any], ranges: TfliteRanges,
+                calibration_shape: tuple[int, int]) -> None:
     """Cache ``ranges`` next to the ONNX statistics (``$SR_EXPORT_CACHE/int8-statistics``)."""
-    from sr_export.core.io import write_json_atomic
-
     write_json_atomic(_cache_path(key), {
-        "key": dict(key), "method": ranges.method, "patches": ranges.patches,
+        "key": key.to_dict() if isinstance(key, CalibrationKey) else dict(key), "method": ranges.method, "patches": ranges.patches,
         "calibration_shape": list(calibration_shape),
         "ranges": {k: list(v) for k, v in ranges.ranges.items()},
         "extremes": {k: list(v) for k, v in ranges.extremes.items()},

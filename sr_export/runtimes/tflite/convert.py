@@ -23,24 +23,14 @@ from sr_export.core.artifacts import Artifact, ArtifactMetadata, sidecar_path
 from sr_export.core.errors import MissingDependencyError, SrExportError, StageFailed, first_line
 from sr_export.runtimes.tflite.diagnose import diagnose
 from sr_export.runtimes.tflite.int8 import TfliteInt8Options, quantize_model
+from sr_export.runtimes.tflite.options import LAYOUTS, PRECISIONS
 from sr_export.runtimes.tflite.quiet import quiet_litert
 
 if TYPE_CHECKING:
     import torch
 
     from sr_export.models.loader import LoadedModel
-
-
-LAYOUTS = ("nhwc", "nchw")
-
-
-PRECISIONS = ("fp32", "fp16", "int8")
-
-
-PROFILE = "tflite"  # the target profile whose first input size is the default shape
-
-
-FALLBACK_SHAPE = (64, 64)
+    from sr_export.quantize.calibration_data import CalibrationSet
 
 
 @dataclass(frozen=True)
@@ -71,15 +61,6 @@ class ConvertedTflite:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def default_shape() -> tuple[int, int]:
-    """The first input size of the ``tflite`` target profile (a fixed fallback without one)."""
-    from sr_export.targets.profiles import available_profiles, load_profile
-
-    if PROFILE in available_profiles():
-        return load_profile(PROFILE).input_sizes[0]
-    return FALLBACK_SHAPE
-
-
 # File name suffixes: the default INT8 scheme is plain "_int8".
 _INT8_SUFFIXES = {"sr-float": "_int8", "sr-int16": "_int8_a16", "full": "_int8_full"}
 
@@ -93,7 +74,8 @@ def default_filename(model: LoadedModel, options: TfliteOptions) -> str:
 
 
 def convert_tflite(
-    model: LoadedModel, options: TfliteOptions, *, progress: Callable[[str], Any] | None = None
+    model: LoadedModel, options: TfliteOptions, *, progress: Callable[[str], Any] | None = None,
+    calibration: CalibrationSet | None = None,
 ) -> ConvertedTflite:
     """Convert ``model`` at ``options.shape``; raises a one-line StageFailed naming what broke."""
     from sr_export.rewrites import apply_rewrites
@@ -110,7 +92,8 @@ def convert_tflite(
         flatbuffer = _fp16_weights(flatbuffer)
     elif options.int8 is not None:
         convert_at = lambda shape: flatbuffer if shape == options.shape else _convert_at(model, module, options, shape)  # noqa: E731
-        quantized = quantize_model(model, options.int8, flatbuffer, convert_at, options.layout, options.rewrite, say)
+        quantized = quantize_model(model, options.int8, flatbuffer, convert_at, options.layout, options.rewrite, say,
+                                   calibration)
         flatbuffer = quantized.flatbuffer
     seconds = time.perf_counter() - started
     notes = tuple(f"rewrite applied: {entry}" for entry in applied)

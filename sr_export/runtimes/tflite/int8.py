@@ -36,17 +36,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sr_export.core.errors import SrExportError, StageFailed, first_line
+from sr_export.quantize.cache_key import CalibrationKey
+from sr_export.quantize.calibration_data import CalibrationSet
 from sr_export.quantize.recipes import CalibrationRecipe
 from sr_export.runtimes.tflite.calibration import TfliteRanges, collect_ranges, nhwc_batches
 from sr_export.runtimes.tflite.graph import TfliteGraph
+from sr_export.runtimes.tflite.options import DEFAULT_IO, IO_TYPES, SCHEMES
 
 if TYPE_CHECKING:
     from sr_export.models.loader import LoadedModel
 
-# What the I/O of an INT8 file carries; "float" keeps QUANTIZE / DEQUANTIZE ops at the ends.
-IO_TYPES = ("uint8", "int8", "float")
-DEFAULT_IO = "uint8"
-SCHEMES = ("sr-float", "sr-int16", "full")
 _IO_DTYPES = {"uint8": "uint8", "int8": "int8", "float": "float32"}
 
 
@@ -154,18 +153,20 @@ def quantize_converted(
 def calibrate_model(
     model: Any,
     convert_at: Callable[[tuple[int, int]], bytes],
-    recipe: CalibrationRecipe,
+    calibration: CalibrationSet | CalibrationRecipe,
     layout: str,
     *,
     progress: Callable[[], Any] | None = None,
 ) -> tuple[TfliteRanges, tuple[int, int]]:
-    """Ranges from the recipe's patches through a float conversion at the recipe's patch size.
+    """Ranges from the calibration batches through a float conversion at their patch size.
 
-    ``convert_at(shape)`` converts the model at a fixed size (the caller's
-    converter, so rewrites and layout are those of the artifact).
+    ``calibration`` is the build's :class:`CalibrationSet` (or a recipe, whose
+    set for ``model`` is made); ``convert_at(shape)`` converts the model at a
+    fixed size (the caller's converter, so rewrites and layout are those of the artifact).
     """
-    from sr_export.quantize.calibration_data import make_calibration_set
-
+    if isinstance(calibration, CalibrationRecipe):
+        calibration = CalibrationSet(calibration, model.info)
+    recipe = calibration.recipe
     size = recipe.patch_size
     info = model.info
     if size < info.min_input_size or (model.size_multiple > 1 and size % model.size_multiple):
@@ -174,7 +175,7 @@ def calibrate_model(
             f"sides in multiples of {model.size_multiple}); set patches.size in the recipe"
         )
     shape = (size, size)
-    batches = nhwc_batches(make_calibration_set(recipe, info.scale).batches(info), layout)
+    batches = nhwc_batches(list(calibration), layout)
     return collect_ranges(convert_at(shape), batches, recipe, progress=progress), shape
 
 
@@ -234,8 +235,8 @@ def _io_quantization(graph: TfliteGraph) -> dict[str, Any]:
     return details
 
 
-def ranges_key(model: LoadedModel, settings: TfliteInt8Options, layout: str, rewrite: bool) -> dict[str, Any] | None:
-    """What determines INT8 calibration ranges: model and weights, layout, rewrites, recipe, converter.
+def ranges_key(model: LoadedModel, calibration: CalibrationSet, layout: str, rewrite: bool) -> CalibrationKey | None:
+    """The calibration cache key of a TFLite conversion: weights, converter and its settings, calibration set, layout.
 
     None for weights without a checksum (random init, a module built in code): nothing to key them by.
     """
@@ -248,9 +249,9 @@ def ranges_key(model: LoadedModel, settings: TfliteInt8Options, layout: str, rew
     except PackageNotFoundError:
         converter = "unknown"
     request = {k: v for k, v in model.request.to_dict().items() if k != "weights"}
-    return {"model": json.loads(json.dumps(request, default=str)), "weights": model.weights_sha256,
-            "layout": layout, "rewrite": rewrite, "recipe": settings.recipe.statistics_key(),
-            "litert_torch": converter}
+    graph = json.dumps({"converter": f"litert-torch {converter}", "rewrite": rewrite, "model": request},
+                       sort_keys=True, default=str)
+    return CalibrationKey(weights=model.weights_sha256, graph=graph, calibration=calibration.identity, layout=layout)
 
 
 def quantize_model(
@@ -261,24 +262,27 @@ def quantize_model(
     layout: str,
     rewrite: bool,
     say: Callable[[str], Any],
+    calibration: CalibrationSet | None = None,
 ) -> QuantizedTflite:
-    """Calibrate on the recipe's patches (through ``convert_at`` their size), then quantise ``flatbuffer``."""
+    """Calibrate on ``calibration`` (default: the recipe's set) through ``convert_at`` its patch size,
+    then quantise ``flatbuffer``."""
     from sr_export.runtimes.tflite.calibration import load_cached_ranges, save_ranges
 
     recipe = settings.recipe
+    calibration = calibration if calibration is not None else CalibrationSet(recipe, model.info)
 
     def converted_at(shape: tuple[int, int]) -> bytes:
         say(f"converting at the recipe's {shape[0]}x{shape[1]} patch size for calibration")
         return convert_at(shape)
 
-    key = ranges_key(model, settings, layout, rewrite)
+    key = ranges_key(model, calibration, layout, rewrite)
     cached = load_cached_ranges(key) if key is not None else None
     if cached is not None:
         ranges, calibration_shape = cached
         say(f"calibration ranges from the cache ({recipe.name})")
     else:
         say(f"calibrating ({recipe.summary()})")
-        ranges, calibration_shape = calibrate_model(model, converted_at, recipe, layout)
+        ranges, calibration_shape = calibrate_model(model, converted_at, calibration, layout)
         if key is not None:
             save_ranges(key, ranges, calibration_shape)
     say(f"quantising with ai-edge-quantizer ({settings.resolved_scheme}, {settings.io} I/O)")

@@ -6,19 +6,21 @@ from pathlib import Path
 from typing import Any
 
 from sr_export.core.errors import MissingDependencyError
+from sr_export.runtimes.tflite import device
 from sr_export.runtimes.tflite.quiet import quiet_litert
 
 
-def interpreter_class() -> Any:
-    """LiteRT's Interpreter, or tflite_runtime's on boards that only have that."""
+def interpreter_module() -> Any:
+    """LiteRT's interpreter module, or tflite_runtime's on boards that only have that (as the device runner picks)."""
     try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ModuleNotFoundError:
-        try:
-            from tflite_runtime.interpreter import Interpreter
-        except ModuleNotFoundError as exc:
-            raise MissingDependencyError("ai-edge-litert", "tflite", purpose="running TFLite models") from exc
-    return Interpreter
+        module, _ = device.interpreter_module()
+    except ImportError as exc:
+        raise MissingDependencyError("ai-edge-litert", "tflite", purpose="running TFLite models") from exc
+    return module
+
+
+def interpreter_class() -> Any:
+    return interpreter_module().Interpreter
 
 
 def open_interpreter(
@@ -26,16 +28,14 @@ def open_interpreter(
     preserve_all_tensors: bool = False,
 ) -> Any:
     """An allocated interpreter for a file (``path``) or flatbuffer (``content``); XNNPACK unless ``xnnpack`` is False."""
-    interpreter = interpreter_class()
+    module = interpreter_module()
     options: dict[str, Any] = {}
     if not xnnpack:
-        from ai_edge_litert.interpreter import OpResolverType
-
-        options["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        options["experimental_op_resolver_type"] = module.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     if preserve_all_tensors:
         options["experimental_preserve_all_tensors"] = True
     source = {"model_content": bytes(content)} if content is not None else {"model_path": str(path)}
     with quiet_litert():
-        opened = interpreter(**source, num_threads=threads or None, **options)
+        opened = module.Interpreter(**source, num_threads=threads or None, **options)
         opened.allocate_tensors()
     return opened

@@ -1,0 +1,334 @@
+"""Building for a target and proving every file before it is written.
+
+What ``sr-export build`` (and its per-runtime aliases ``onnx``, ``tflite``,
+``coreml``, ``trt``), ``sr_export.api.build`` and every sr-bench run share, so
+a profile means the same thing everywhere. The steps:
+
+1. the source: a loaded model, or an artifact (its PyTorch reference rebuilt
+   from its metadata for the checks);
+2. for runtimes that build from ONNX, a proven ONNX export (kept beside the
+   result when the runtime keeps its source, as TensorRT does);
+3. the runtime's *prepared* graph when it is one a CPU can prove first
+   (TensorRT's FP16 or QDQ ONNX), checked and written;
+4. the runtime's own artifact, checked and written when this machine can run
+   it; where it cannot build it at all (TensorRT without a GPU), the build
+   stops with exit status 4 after step 3.
+
+Everything is made in a staging folder beside the output and moved into place
+only after its check passes: a failed check leaves nothing behind. INT8 builds
+calibrate on one :class:`~sr_export.quantize.calibration_data.CalibrationSet`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sr_export.bench.checking import CheckReport, check_against_model, reference_model
+from sr_export.core.artifacts import Artifact, ArtifactMetadata, embed_in_onnx, read_metadata, sidecar_path
+from sr_export.core.errors import CheckFailed, RuntimeUnavailable, SrExportError
+from sr_export.core.io import write_json_atomic
+from sr_export.core.sizes import Size
+from sr_export.runtimes.base import Runtime
+from sr_export.runtimes.registry import all_formats, runtimes_reading
+from sr_export.targets.profiles import TargetProfile
+
+if TYPE_CHECKING:
+    from sr_export.export.onnx import ExportOptions
+    from sr_export.models.loader import LoadedModel
+    from sr_export.quantize.calibration_data import CalibrationSet
+
+Say = Callable[[str], Any]
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """What to build: a target profile's runtime, precision and options, for one input size if it needs one."""
+
+    target: TargetProfile
+    precision: str
+    options: Any  # the runtime's options dataclass
+    shape: Size | None = None  # the LR size of fixed-size artifacts (and of a fixed ONNX export)
+    calibration: str | None = None  # INT8 recipe; default: the options' own (or "default")
+    export: ExportOptions | None = None  # how a model is exported to ONNX first (runtimes that build from ONNX)
+    check: bool = True  # prove every file before it is written
+    until: str = "artifact"  # "prepared": stop at the graph the runtime compiles (what trtexec takes on a board)
+    allow_calibration_overlap: bool = False  # calibrate on evaluation images anyway (flagged in the result)
+
+
+@dataclass(frozen=True)
+class BuildStep:
+    artifact: Artifact  # where it was written
+    check: CheckReport | None  # None: not checked (--no-check) or not runnable here
+    role: str  # "export", "prepared" or "artifact"
+
+
+@dataclass
+class BuildResult:
+    artifact: Artifact | None = None  # the last file written (the runtime's own artifact when it was built)
+    steps: list[BuildStep] = field(default_factory=list)
+    calibration_overlap: list[str] = field(default_factory=list)  # calibration images that are evaluation images
+
+    def step(self, role: str) -> BuildStep | None:
+        return next((s for s in self.steps if s.role == role), None)
+
+
+class BuildCheckFailed(CheckFailed):
+    """A built file failed its check; nothing of it was written."""
+
+    def __init__(self, report: CheckReport, role: str, destination: Path, result: BuildResult) -> None:
+        super().__init__(f"{report.failure() or 'parity check failed'}; {destination} was not written")
+        self.report, self.role, self.destination, self.result = report, role, destination, result
+
+
+class BuildStopped(RuntimeUnavailable):
+    """The runtime is not on this machine: what could be made and proven here was written (``result``)."""
+
+    def __init__(self, cause: RuntimeUnavailable, result: BuildResult) -> None:
+        super().__init__(str(cause))
+        self.result = result
+
+
+def calibration_set(request: BuildRequest, runtime: Runtime, info: Any) -> CalibrationSet | None:
+    """The one calibration set an INT8 build calibrates on (None for float builds)."""
+    if request.precision != "int8":
+        return None
+    recipe_name = request.calibration or getattr(request.options, "calibration", None)
+    if recipe_name is None:
+        if runtime.name == "tensorrt":
+            return None  # TensorRT builds INT8 from a QDQ ONNX given as the source
+        recipe_name = "default"
+    from sr_export.quantize.calibration_data import CalibrationSet
+    from sr_export.quantize.recipes import load_recipe
+
+    return CalibrationSet(load_recipe(recipe_name), info)
+
+
+def calibration_overlap(calibration: CalibrationSet | None, request: BuildRequest, scale: int) -> list[str]:
+    """Calibration images that are also the images INT8 builds are checked on: refused, or with
+    ``allow_calibration_overlap``, returned to be flagged."""
+    if calibration is None:
+        return []
+    from sr_export.data.datasets import BUILTIN
+    from sr_export.quantize.calibration_data import check_no_overlap
+
+    return check_no_overlap(calibration.recipe, [BUILTIN], scale, allow=request.allow_calibration_overlap)
+
+
+def build(
+    source: LoadedModel | Artifact,
+    request: BuildRequest,
+    output: Path,
+    *,
+    model: LoadedModel | None = None,
+    say: Say | None = None,
+) -> BuildResult:
+    """Build ``source`` for ``request`` into ``output`` (a folder, or the final file's path).
+
+    ``model`` is the PyTorch reference when ``source`` is an artifact made
+    elsewhere (default: rebuilt from its metadata). Raises
+    :class:`BuildCheckFailed` (exit 1, nothing of that step written) or
+    :class:`BuildStopped` (exit 4, the proven steps written).
+    """
+    from sr_export.models.loader import LoadedModel
+
+    say = say or (lambda _message: None)
+    runtime = request.target.require_backend()
+    runtime.check_precision(request.precision)
+    output = Path(output)
+    if isinstance(source, LoadedModel):
+        model = source
+    elif model is None and (request.check or runtime.consumes == "pytorch"):
+        say("rebuilding the PyTorch reference from the artifact's metadata")
+        model = reference_model(source.metadata, source.path)
+    info = model.info if model is not None else source.metadata.model_info()
+    calibration = calibration_set(request, runtime, info)
+    overlap = calibration_overlap(calibration, request, info.scale)
+    folder = output if _is_folder(output, runtime) else output.parent
+    steps = _Steps(runtime, request, model, say)
+    steps.result.calibration_overlap = overlap
+    with _staging(folder) as stage:
+        steps.stage = stage
+        try:
+            if runtime.consumes == "pytorch":
+                assert model is not None
+                say(f"converting {info.name} x{info.scale} for {runtime.name} ({request.precision})")
+                built = runtime.from_model(model, stage, precision=request.precision, shape=request.shape,
+                                           options=request.options, calibration=calibration)
+                steps.prove_and_commit(built, "artifact", output)
+                return steps.result
+            if isinstance(source, LoadedModel):
+                onnx = _export(source, request, stage, say)
+                if runtime.keeps_export:  # proven at three sizes as it was exported
+                    onnx = steps.commit(onnx, "export", folder, None)
+            else:
+                onnx = source
+            say(f"preparing the {request.precision} graph for {runtime.name}")
+            prepared = runtime.prepare(onnx, stage, precision=request.precision, options=request.options,
+                                       calibration=calibration)
+            if prepared.path != onnx.path:
+                prepared = steps.prove_and_commit(prepared, "prepared", folder)
+            elif _prepares(runtime) and not isinstance(source, LoadedModel):
+                # The file given is already the graph the runtime compiles: proven where it lies.
+                prepared = steps.prove_and_commit(prepared, "prepared", prepared.path)
+            if request.until == "prepared":
+                if not steps.result.steps or steps.result.steps[-1].artifact.path != prepared.path:
+                    steps.commit(prepared, "prepared", folder, None)  # the export itself, proven as it was made
+                return steps.result
+            say(f"building for {runtime.name} ({request.precision})")
+            built = runtime.build(prepared, stage, precision=request.precision, options=request.options,
+                                  calibration=calibration)
+            if not steps.result.steps or built.path != steps.result.steps[-1].artifact.path:
+                steps.prove_and_commit(built, "artifact", output)
+            return steps.result
+        except RuntimeUnavailable as exc:
+            if not steps.result.steps:
+                raise
+            raise BuildStopped(exc, steps.result) from exc
+
+
+@dataclass
+class _Steps:
+    """The steps of one build so far, and how each is proven and moved into place."""
+
+    runtime: Runtime
+    request: BuildRequest
+    model: LoadedModel | None
+    say: Say
+    stage: Path | None = None
+    result: BuildResult = field(default_factory=BuildResult)
+
+    def prove_and_commit(self, artifact: Artifact, role: str, output: Path) -> Artifact:
+        """Check ``artifact`` where a runtime that reads it is installed, then move (or copy) it to ``output``."""
+        report = None
+        if self.request.check and self.model is not None:
+            runner_runtime = runnable_here(artifact.metadata)
+            if runner_runtime is not None:
+                own = runner_runtime == self.runtime.name
+                report = check_against_model(artifact, self.model, runtime=runner_runtime,
+                                             runtime_sizes=self.runtime.check_sizes(artifact) if own else None,
+                                             dataset_check=self.runtime.dataset_check or not own, say=self.say)
+                if not report.passed:
+                    raise BuildCheckFailed(report, role, _destination(artifact, output), self.result)
+        return self.commit(artifact, role, output, report)
+
+    def commit(self, artifact: Artifact, role: str, output: Path, report: CheckReport | None) -> Artifact:
+        """Stamp the runtimes that can run it into its metadata and put its files in place."""
+        destination = _destination(artifact, output)
+        metadata = artifact.metadata
+        staged = self.stage is not None and artifact.path.parent == self.stage
+        if staged and not metadata.runtimes:
+            metadata = replace(metadata, runtimes=tuple(runtimes_reading(metadata.format)))
+            _write_metadata(artifact.path, metadata)
+        if destination.resolve() != artifact.path.resolve():
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            for source in _files_of(artifact.path):
+                target = destination.parent / (destination.name + source.name[len(artifact.path.name):])
+                _move_or_copy(source, target, move=staged)
+        committed = Artifact(destination, metadata, artifact.details)
+        self.result.steps.append(BuildStep(committed, report, role))
+        self.result.artifact = committed
+        return committed
+
+
+def _prepares(runtime: Runtime) -> bool:
+    """Whether the runtime compiles a graph of its own preparing (TensorRT), not the export itself."""
+    return type(runtime).prepare is not Runtime.prepare
+
+
+def _is_folder(output: Path, runtime: Runtime) -> bool:
+    """Whether ``output`` names a folder (not a file with one of the runtime's formats' suffixes)."""
+    formats = all_formats()
+    suffixes = {s for name in runtime.writes if name in formats for s in formats[name].suffixes}
+    return output.suffix.lower() not in suffixes
+
+
+def _export(model: LoadedModel, request: BuildRequest, stage: Path, say: Say) -> Artifact:
+    from sr_export.export.onnx import ExportOptions, save_export
+
+    options = request.export or ExportOptions()
+    if request.shape is not None and options.shape is None:
+        options = replace(options, shape=request.shape)
+    exporters = "dynamo, then legacy" if options.exporter == "auto" else options.exporter
+    say(f"exporting {model.info.name} x{model.info.scale} to ONNX ({exporters}; opset {options.opset})")
+    return save_export(model, options, stage)
+
+
+def runnable_here(metadata: ArtifactMetadata) -> str | None:
+    """The runtime that runs this artifact on this machine (its own when installed, else another reader), if any."""
+    from sr_export.runtimes.registry import get_runtime
+
+    for name in dict.fromkeys([metadata.backend, *metadata.runtimes, *runtimes_reading(metadata.format)]):
+        try:
+            runtime = get_runtime(name)
+        except SrExportError:
+            continue
+        if metadata.format in runtime.reads and not runtime.missing_packages():
+            return name
+    return None
+
+
+def _destination(artifact: Artifact, output: Path) -> Path:
+    return output if output.suffix.lower() == artifact.path.suffix.lower() else output / artifact.path.name
+
+
+def _write_metadata(path: Path, metadata: ArtifactMetadata) -> None:
+    if path.suffix.lower() == ".onnx" and read_metadata(path) is not None and not sidecar_path(path).is_file():
+        import onnx
+
+        proto = onnx.load(str(path))
+        embed_in_onnx(proto, metadata)
+        onnx.save(proto, str(path))
+    else:
+        write_json_atomic(sidecar_path(path), metadata.to_dict())
+
+
+def _files_of(path: Path) -> list[Path]:
+    """The artifact and everything written beside it under its name (sidecar, manifest, companions)."""
+    siblings = sorted(p for p in path.parent.iterdir() if p.name.startswith(path.name) and p != path)
+    return [*siblings, path]  # the artifact itself last: it appears only once everything else is in place
+
+
+def _move_or_copy(source: Path, target: Path, *, move: bool) -> None:
+    """Put ``source`` at ``target`` by one rename (staged files), or by a copy renamed into place."""
+    if not move:
+        from sr_export.core.io import atomic_directory, atomic_path
+
+        if source.is_dir():
+            with atomic_directory(target) as tmp:
+                shutil.copytree(source, tmp)
+        else:
+            with atomic_path(target) as tmp:
+                shutil.copyfile(source, tmp)
+        return
+    if source.is_dir():
+        old = target.parent / f".{target.name}.{secrets.token_hex(4)}.old"
+        if target.exists():
+            os.replace(target, old)
+        os.replace(source, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        if target.is_dir():
+            raise SrExportError(f"cannot write {target}: a folder of that name is in the way")
+        os.replace(source, target)
+
+
+@contextlib.contextmanager
+def _staging(folder: Path) -> Iterator[Path]:
+    """A hidden folder beside the outputs (same file system, so moving out of it is a rename), always removed."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SrExportError(f"cannot write into {folder}: {exc.strerror or exc}") from exc
+    stage = folder / f".sr-export-build.{secrets.token_hex(4)}"
+    stage.mkdir()
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
