@@ -7,6 +7,9 @@ CI, so tests that need it fail, not skip, when it is missing.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -83,3 +86,38 @@ def exported_official(official_model, tmp_path_factory: pytest.TempPathFactory):
         return cache[(name, scale)]
 
     return get
+
+
+# The command-line tools run in-process, their output captured: sr_export('onnx', ...), sr_bench(...).
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def error(self) -> str:
+        """The single 'error: ...' line a failing command must print."""
+        lines = [line for line in self.err.splitlines() if line.startswith("error: ")]
+        assert len(lines) == 1, self.err
+        assert "Traceback" not in self.err
+        return lines[0]
+
+
+def _invoke(main: Callable[[Sequence[str]], int], capsys: pytest.CaptureFixture[str], *args: object) -> Result:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return Result(code, captured.out, captured.err)
+
+
+@pytest.fixture
+def sr_export(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    from sr_export.cli.export_cli import main
+
+    return partial(_invoke, main, capsys)
+
+
+@pytest.fixture
+def sr_bench(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    from sr_export.cli.bench_cli import main
+
+    return partial(_invoke, main, capsys)

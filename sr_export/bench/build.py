@@ -175,8 +175,9 @@ def build(
             if prepared.path != onnx.path:
                 prepared = steps.prove_and_commit(prepared, "prepared", folder)
             elif _prepares(runtime) and not isinstance(source, LoadedModel):
-                # The file given is already the graph the runtime compiles: proven where it lies.
-                prepared = steps.prove_and_commit(prepared, "prepared", prepared.path)
+                # The file given is already the graph the runtime compiles: proven where it lies, by its
+                # outputs (sr-export check judges it on a dataset too).
+                prepared = steps.prove_and_commit(prepared, "prepared", prepared.path, dataset_check=False)
             if request.until == "prepared":
                 if not steps.result.steps or steps.result.steps[-1].artifact.path != prepared.path:
                     steps.commit(prepared, "prepared", folder, None)  # the export itself, proven as it was made
@@ -204,7 +205,7 @@ class _Steps:
     stage: Path | None = None
     result: BuildResult = field(default_factory=BuildResult)
 
-    def prove_and_commit(self, artifact: Artifact, role: str, output: Path) -> Artifact:
+    def prove_and_commit(self, artifact: Artifact, role: str, output: Path, *, dataset_check: bool = True) -> Artifact:
         """Check ``artifact`` where a runtime that reads it is installed, then move (or copy) it to ``output``."""
         report = None
         if self.request.check and self.model is not None:
@@ -213,28 +214,39 @@ class _Steps:
                 own = runner_runtime == self.runtime.name
                 report = check_against_model(artifact, self.model, runtime=runner_runtime,
                                              runtime_sizes=self.runtime.check_sizes(artifact) if own else None,
-                                             dataset_check=self.runtime.dataset_check or not own, say=self.say)
+                                             dataset_check=dataset_check and (self.runtime.dataset_check or not own),
+                                             say=self.say)
                 if not report.passed:
                     raise BuildCheckFailed(report, role, _destination(artifact, output), self.result)
         return self.commit(artifact, role, output, report)
 
     def commit(self, artifact: Artifact, role: str, output: Path, report: CheckReport | None) -> Artifact:
-        """Stamp the runtimes that can run it into its metadata and put its files in place."""
+        """Put the artifact's files in place (a file given as the source and already there stays untouched);
+        what is written records the runtime it was built for and the runtimes that can run it."""
         destination = _destination(artifact, output)
-        metadata = artifact.metadata
-        staged = self.stage is not None and artifact.path.parent == self.stage
-        if staged and not metadata.runtimes:
-            metadata = replace(metadata, runtimes=tuple(runtimes_reading(metadata.format)))
-            _write_metadata(artifact.path, metadata)
-        if destination.resolve() != artifact.path.resolve():
+        if destination.resolve() == artifact.path.resolve():
+            committed = artifact
+        else:
+            assert self.stage is not None
+            if artifact.path.parent != self.stage:  # a source elsewhere: copied in, so it is never changed
+                for source in _files_of(artifact.path):
+                    _copy(source, self.stage / source.name)
+                artifact = Artifact(self.stage / artifact.path.name, artifact.metadata, artifact.details)
+            metadata = self.stamped(artifact.metadata, role)
+            if metadata != artifact.metadata:
+                _write_metadata(artifact.path, metadata)
             destination.parent.mkdir(parents=True, exist_ok=True)
             for source in _files_of(artifact.path):
-                target = destination.parent / (destination.name + source.name[len(artifact.path.name):])
-                _move_or_copy(source, target, move=staged)
-        committed = Artifact(destination, metadata, artifact.details)
+                _replace(source, destination.parent / (destination.name + source.name[len(artifact.path.name):]))
+            committed = Artifact(destination, metadata, artifact.details)
         self.result.steps.append(BuildStep(committed, report, role))
         self.result.artifact = committed
         return committed
+
+    def stamped(self, metadata: ArtifactMetadata, role: str) -> ArtifactMetadata:
+        readers = runtimes_reading(metadata.format)
+        backend = self.runtime.name if role == "artifact" and self.runtime.name in readers else metadata.backend
+        return replace(metadata, backend=backend, runtimes=tuple(readers))
 
 
 def _prepares(runtime: Runtime) -> bool:
@@ -295,18 +307,15 @@ def _files_of(path: Path) -> list[Path]:
     return [*siblings, path]  # the artifact itself last: it appears only once everything else is in place
 
 
-def _move_or_copy(source: Path, target: Path, *, move: bool) -> None:
-    """Put ``source`` at ``target`` by one rename (staged files), or by a copy renamed into place."""
-    if not move:
-        from sr_export.core.io import atomic_directory, atomic_path
+def _copy(source: Path, target: Path) -> None:
+    if source.is_dir():
+        shutil.copytree(source, target)
+    else:
+        shutil.copyfile(source, target)
 
-        if source.is_dir():
-            with atomic_directory(target) as tmp:
-                shutil.copytree(source, tmp)
-        else:
-            with atomic_path(target) as tmp:
-                shutil.copyfile(source, tmp)
-        return
+
+def _replace(source: Path, target: Path) -> None:
+    """Move a staged file or folder onto ``target`` by one rename (a folder in the way is swapped out first)."""
     if source.is_dir():
         old = target.parent / f".{target.name}.{secrets.token_hex(4)}.old"
         if target.exists():

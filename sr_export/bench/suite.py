@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sr_export import __version__
 from sr_export.bench.history import RunRecord
+from sr_export.core.artifacts import Artifact
 from sr_export.core.errors import SrExportError
 from sr_export.core.resources import read_toml_resource
 from sr_export.core.sizes import parse_chw
@@ -167,6 +168,26 @@ def device_runtime(profile: TargetProfile) -> str:
     return runtime.name
 
 
+def device_job(profile: TargetProfile, artifacts: Sequence[Artifact], timing: Timing) -> tuple[dict[str, Any],
+                                                                                         list[Path]]:
+    """What the device runner is sent for ``profile``: the job (session, sizes, counts, the runtime's own
+    parameters such as trtexec's command lines) and the files it needs. ``artifacts`` are what was built:
+    one per size for fixed-size runtimes."""
+    from sr_export.bench.remote import job_document
+
+    runtime = profile.require_backend()
+    first = artifacts[0]
+    info = first.metadata.model_info()
+    plan = [(size, a.path.name) for size, a in zip(timing.sizes, artifacts)] if runtime.fixed_size \
+        else [(size, first.path.name) for size in timing.sizes]
+    job = job_document(runtime=profile.backend, artifact=first.path.name, precision=profile.precision,
+                       sizes=timing.sizes, warmup=timing.warmup, runs=timing.runs, threads=timing.threads,
+                       scale=info.scale, in_channels=info.in_channels, data_range=info.data_range,
+                       input_name=first.metadata.input_name, plan=plan,
+                       session_params=runtime.device_job(first, profile.runtime_options()))
+    return job, list(dict.fromkeys(a.path for a in artifacts))
+
+
 def tool_git_commit() -> str | None:
     """The sr-export checkout's commit, when it runs from one."""
     import subprocess
@@ -215,7 +236,7 @@ def run_model(
     from sr_export.bench.build import BuildRequest, BuildStopped, build
     from sr_export.bench.evaluate import evaluate
     from sr_export.bench.profile import profile_model
-    from sr_export.bench.remote import job_document, run_on_device
+    from sr_export.bench.remote import run_on_device
     from sr_export.bench.sample import render_sample
     from sr_export.bench.speed import measure
     from sr_export.data.datasets import load_dataset
@@ -279,14 +300,7 @@ def run_model(
     parity = proof.parity if proof is not None else None
 
     where = profile.access.host if profile.access.is_remote else "this machine"
-    plan = [(size, result.artifact.path.name) for size, result in zip(timing.sizes, built)] if runtime.fixed_size \
-        else [(size, artifact.path.name) for size in timing.sizes]
-    files = list(dict.fromkeys(result.artifact.path for result in built))
-    job = job_document(runtime=profile.backend, artifact=artifact.path.name, precision=profile.precision,
-                       sizes=timing.sizes, warmup=timing.warmup, runs=timing.runs, threads=timing.threads,
-                       scale=info.scale, in_channels=info.in_channels, data_range=info.data_range,
-                       input_name=artifact.metadata.input_name, plan=plan,
-                       session_params=runtime.device_job(artifact, options))
+    job, files = device_job(profile, [b.artifact for b in built], timing)
     result = run_on_device(profile.access, files, job, timeout=profile.timeout_s,
                            progress=lambda text: step(f"{label} on {where}: {text}"))
 

@@ -17,6 +17,7 @@ DEFAULT_OUT_DIR = Path("sr-bench-out")
 def build_parser() -> argparse.ArgumentParser:
     parser = common.ArgumentParser(
         prog="sr-bench",
+        allow_abbrev=False,  # top-level options must not swallow a sub-command's (report --out)
         description="Measure SR models and their artifacts. Without a command: run a benchmark suite "
         "(export, parity, profile, speed, quality) on a target.",
     )

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 class CoreMLRuntime(Runtime):
     name: ClassVar[str] = "coreml"
+    label: ClassVar[str] = "Core ML"
     description: ClassVar[str] = "Core ML ML Program (predict on macOS; numpy reference executor elsewhere)"
     consumes: ClassVar[str] = "pytorch"
     reads: ClassVar[tuple[str, ...]] = (MLPACKAGE.name,)

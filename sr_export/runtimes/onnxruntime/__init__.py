@@ -30,6 +30,7 @@ class OnnxRuntimeOptions:
 
 class OnnxRuntime(Runtime):
     name: ClassVar[str] = "onnxruntime"
+    label: ClassVar[str] = "ONNX Runtime"
     description: ClassVar[str] = "ONNX Runtime, CPU execution provider"
     consumes: ClassVar[str] = "onnx"
     reads: ClassVar[tuple[str, ...]] = (ONNX.name, ONNX_QDQ.name)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 class TfliteRuntime(Runtime):
     name: ClassVar[str] = "tflite"
+    label: ClassVar[str] = "TFLite"
     description: ClassVar[str] = "LiteRT / TFLite interpreter, XNNPACK delegate, CPU"
     consumes: ClassVar[str] = "pytorch"
     reads: ClassVar[tuple[str, ...]] = (TFLITE.name,)
