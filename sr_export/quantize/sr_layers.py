@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Literal
 
 # What an op does, as far as the SR rules care:
 #   conv     a convolution (the layers INT8 quantises for speed)
@@ -32,11 +32,9 @@ from typing import Literal, get_args
 #   convert  changes the number format only (QUANTIZE / DEQUANTIZE): no statistic of its own
 #   other    everything else
 OpKind = Literal["conv", "add", "pass", "convert", "other"]
-OP_KINDS: tuple[str, ...] = get_args(OpKind)
 
-# The findings, in the order they are made (and reasons first recorded).
+# The rules, in the order :func:`findings` applies them (and reasons are first recorded).
 Rule = Literal["first conv", "shallow reader", "residual add", "tail", "statistic"]
-RULES: tuple[str, ...] = get_args(Rule)
 
 FIRST_CONV = "first conv (sees raw pixels)"
 SHALLOW_READER = "reads the shallow features"
@@ -207,7 +205,7 @@ def statistic_ops(graph: Dataflow) -> list[int]:
 
 
 def findings(graph: Dataflow, *, tail_by_name: bool = False) -> list[Finding]:
-    """Every rule's findings, rule by rule (in :data:`RULES` order), each in execution order.
+    """Every rule's findings, rule by rule (in :data:`Rule` order), each in execution order.
 
     An op may be found by several rules; :func:`merge_reasons` picks its reason.
     """
