@@ -1,10 +1,10 @@
-"""Where INT8 hurts an SR network, found in its ONNX graph.
+"""Where INT8 hurts an SR network, found in its ONNX graph: the ONNX view of :mod:`sr_export.quantize.sr_layers`.
 
-An SR network's first conv sees raw pixels, its last conv and pixel shuffle
-write them, and the global residual add sums a shallow feature map with the
-whole body's output; quantising any of these costs far more PSNR than it
-saves time. They are found by structure, not by name, so the rule works for
-any exporter's naming and any model.
+The rules (first conv, shallow-feature readers, global residual add, last
+conv + upsampler) live in :mod:`~sr_export.quantize.sr_layers`, shared with
+the TFLite path; this module turns an ONNX ``GraphProto`` into the rules'
+:class:`~sr_export.quantize.sr_layers.Dataflow` and their answers back into
+nodes. It also names nodes: exclusions and reports address nodes by name.
 """
 
 from __future__ import annotations
@@ -12,9 +12,40 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from sr_export.quantize import sr_layers
+from sr_export.quantize.sr_layers import Conventions, Dataflow, Op
+
 CONV_TYPES = frozenset({"Conv", "ConvTranspose"})
-# Ops that only pass a tensor on (no arithmetic a quantiser would touch) when walking the graph.
-_PASS_THROUGH = frozenset({"Identity", "Cast", "Reshape", "Transpose", "Pad"})
+ADD_TYPES = frozenset({"Add", "Sum"})
+# Ops that only pass a tensor on (no arithmetic a quantiser would touch): followed from the
+# shallow features to the global residual add. DepthToSpace is not among them here (it never was).
+PASS_THROUGH_TYPES = frozenset({"Identity", "Cast", "Reshape", "Transpose", "Pad"})
+CONVERSION_TYPES = frozenset({"QuantizeLinear", "DequantizeLinear"})
+ONNX_KINDS = sr_layers.kind_table(conv=CONV_TYPES, add=ADD_TYPES, pass_through=PASS_THROUGH_TYPES,
+                                  convert=CONVERSION_TYPES)
+# The ONNX path's reasons: the shallow-reader and residual-add reasons replace a first-conv one, and
+# the tail walk addresses nodes by name (what it always did; the QDQ plans key nodes by name).
+ONNX_CONVENTIONS = Conventions(overriding=frozenset({"shallow reader", "residual add"}), tail_by_name=True)
+
+
+def onnx_dataflow(graph: Any) -> Dataflow:
+    """The SR rules' view of an ONNX graph: tensors by name, initialisers as constants, no shapes.
+
+    No shapes: the per-channel-statistic rule is the TFLite path's only (the
+    ONNX path never had it; giving it ``value_info`` shapes would change which
+    nodes QDQ files keep in float).
+    """
+    ops = tuple(
+        Op(name=node.name, type=node.op_type, kind=ONNX_KINDS.get(node.op_type, "other"),
+           inputs=tuple(node.input), outputs=tuple(node.output))
+        for node in graph.node
+    )
+    return Dataflow(
+        ops=ops,
+        inputs=tuple(i.name for i in graph.input),
+        outputs=tuple(o.name for o in graph.output),
+        constants=frozenset(init.name for init in graph.initializer),
+    )
 
 
 def conv_nodes(graph: Any) -> list[Any]:
@@ -23,79 +54,27 @@ def conv_nodes(graph: Any) -> list[Any]:
 
 def first_convs(graph: Any) -> list[Any]:
     """Convs reached from the graph input through no other conv."""
-    inputs = {i.name for i in graph.input}
-    reached = set(inputs)
-    firsts = []
-    for node in graph.node:
-        if not any(name in reached for name in node.input):
-            continue
-        if node.op_type in CONV_TYPES:
-            firsts.append(node)
-        else:
-            reached.update(node.output)
-    return firsts
+    return _nodes(graph, sr_layers.first_convs(onnx_dataflow(graph)))
 
 
 def tail_nodes(graph: Any) -> list[Any]:
     """Every node from the last convs to the output: last conv, pixel shuffle, clamp, trailing adds."""
-    producer = {out: node for node in graph.node for out in node.output}
-    outputs = [o.name for o in graph.output]
-    tail: dict[str, Any] = {}
-    stack = [producer[name] for name in outputs if name in producer]
-    while stack:
-        node = stack.pop()
-        if node.name in tail:
-            continue
-        tail[node.name] = node
-        if node.op_type in CONV_TYPES:
-            continue  # the last conv is in; what feeds it is the body
-        stack.extend(producer[name] for name in node.input if name in producer)
-    return [n for n in graph.node if n.name in tail]
+    return _nodes(graph, sr_layers.tail_ops(onnx_dataflow(graph), by_name=ONNX_CONVENTIONS.tail_by_name))
 
 
 def global_residual_adds(graph: Any) -> list[Any]:
     """The Add that joins a first conv's features with the body's output (the latest such Add)."""
-    firsts = first_convs(graph)
-    if not firsts:
-        return []
-    shallow = {out for node in firsts for out in node.output}
-    # Follow pass-through ops and activations applied right on the shallow features.
-    for node in graph.node:
-        if node.op_type in _PASS_THROUGH and any(i in shallow for i in node.input):
-            shallow.update(node.output)
-    convs_seen = 0
-    last = None
-    for node in graph.node:
-        if node.op_type in CONV_TYPES:
-            convs_seen += 1
-        elif node.op_type in ("Add", "Sum") and any(i in shallow for i in node.input) and convs_seen > 2:
-            last = node
-    return [last] if last is not None else []
+    return _nodes(graph, sr_layers.global_residual_adds(onnx_dataflow(graph)))
 
 
 def shallow_feature_readers(graph: Any) -> list[Any]:
-    """Nodes that read the first convs' output directly.
-
-    Quantising that tensor puts rounding noise in front of the whole body,
-    which amplifies it: on E-RFDN x4 it alone costs ~1.7 dB of output PSNR.
-    """
-    shallow = {out for node in first_convs(graph) for out in node.output}
-    return [n for n in graph.node if any(i in shallow for i in n.input)]
+    """Nodes that read the first convs' output directly (see :func:`sr_layers.shallow_readers`)."""
+    return _nodes(graph, sr_layers.shallow_readers(onnx_dataflow(graph)))
 
 
 def sr_float_nodes(graph: Any) -> dict[str, str]:
     """Node name -> why it stays in float, for the SR-aware default."""
-    reasons: dict[str, str] = {}
-    for node in first_convs(graph):
-        reasons[node.name] = "first conv (sees raw pixels)"
-    for node in shallow_feature_readers(graph):
-        reasons[node.name] = "reads the shallow features"
-    for node in global_residual_adds(graph):
-        reasons[node.name] = "global residual add"
-    for node in tail_nodes(graph):
-        what = "last conv" if node.op_type in CONV_TYPES else "upsampler / output"
-        reasons.setdefault(node.name, f"{what} ({node.op_type})")
-    return reasons
+    return sr_layers.sr_sensitive(onnx_dataflow(graph), ONNX_CONVENTIONS)
 
 
 def ensure_node_names(graph: Any) -> None:
@@ -113,3 +92,8 @@ def ensure_node_names(graph: Any) -> None:
 def unknown_nodes(graph: Any, names: Iterable[str]) -> list[str]:
     known = {n.name for n in graph.node}
     return [name for name in names if name not in known]
+
+
+def _nodes(graph: Any, positions: Iterable[int]) -> list[Any]:
+    nodes = list(graph.node)
+    return [nodes[position] for position in positions]

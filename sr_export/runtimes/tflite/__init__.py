@@ -9,9 +9,10 @@ scale and zero point, so every tool takes float batches whatever the file's
 I/O type.
 
 Modules: :mod:`.options`, :mod:`.convert` (conversion), :mod:`.int8`,
-:mod:`.calibration` and :mod:`.graph` (INT8), :mod:`.diagnose` (converter
-failures), :mod:`.quiet` (output silencing), :mod:`.interpreter` and
-:mod:`.runner` (running here), :mod:`.device` (running on a device).
+:mod:`.calibration` and :mod:`.graph_edits` (INT8), :mod:`.graph` (reading
+a flatbuffer, its SR-sensitive ops), :mod:`.diagnose` (converter failures),
+:mod:`.quiet` (output silencing), :mod:`.interpreter` and :mod:`.runner`
+(running here), :mod:`.device` (running on a device).
 """
 
 from __future__ import annotations

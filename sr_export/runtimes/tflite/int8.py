@@ -4,12 +4,13 @@ The float file litert-torch converted is quantised by ai-edge-quantizer (the
 maintained LiteRT tooling): int8 weights (per channel when the recipe says
 so) and int8 activations whose ranges come from the recipe's calibration
 (:mod:`sr_export.runtimes.tflite.calibration`). Then, on the flatbuffer
-(:mod:`sr_export.runtimes.tflite.graph`), LeakyReLU islands the quantiser
+(:mod:`sr_export.runtimes.tflite.graph_edits`), LeakyReLU islands the quantiser
 leaves in float become integer ops and the I/O gets the requested type.
 
 Schemes, i.e. what the SR-sensitive ops (first conv, the ops reading its
-features, the global residual add, last conv + upsampler; found by structure in
-:class:`~sr_export.runtimes.tflite.graph.TfliteGraph`) compute in:
+features, the global residual add, last conv + upsampler, per-channel
+statistics; found by structure by :mod:`sr_export.quantize.sr_layers`, the
+rules the ONNX path follows too) compute in:
 
 * ``sr-float`` (the default when the recipe asks for SR-aware precision, as
   the ONNX INT8 path does): those ops stay float, everything else is int8.
@@ -41,6 +42,7 @@ from sr_export.quantize.calibration_data import CalibrationSet
 from sr_export.quantize.recipes import CalibrationRecipe
 from sr_export.runtimes.tflite.calibration import TfliteRanges, collect_ranges, nhwc_batches
 from sr_export.runtimes.tflite.graph import TfliteGraph
+from sr_export.runtimes.tflite.graph_edits import fold_float_islands, set_io
 from sr_export.runtimes.tflite.options import DEFAULT_IO, IO_TYPES, SCHEMES
 
 if TYPE_CHECKING:
@@ -136,8 +138,8 @@ def quantize_converted(
         )
     quantized = _ai_edge_quantize(float_flatbuffer, graph, ranges, options.recipe, sensitive, scheme)
     result = TfliteGraph.from_bytes(quantized)
-    folded = result.fold_float_islands()
-    result.set_io(_IO_DTYPES[options.io], data_range)
+    folded = fold_float_islands(result)
+    set_io(result, _IO_DTYPES[options.io], data_range)
     return QuantizedTflite(
         flatbuffer=result.to_bytes(),
         options=options,
