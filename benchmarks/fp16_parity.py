@@ -21,7 +21,7 @@ from sr_export.export.fp16 import save_fp16
 from sr_export.export.onnx import ExportOptions, save_export
 from sr_export.models.loader import ModelRequest, load_model
 from sr_export.models.registry import zoo
-from sr_export.runtimes.onnxruntime import OnnxRuntimeTarget
+from sr_export.runtimes.onnxruntime import OnnxRuntime
 from sr_export.runtimes.pytorch import PyTorchRunner
 
 NOTE = ("ONNX Runtime's CPU provider computes FP16-typed operators in FP32 between FP16 tensors (it inserts casts), so this measures FP16 weights and FP16 rounding of every intermediate tensor, not FP16 accumulation inside GPU kernels. Official weights where the zoo has them; else random initialisation.")
@@ -31,7 +31,7 @@ def measure(name: str, scale: int, official: bool, sizes, folder: Path) -> dict:
     model = load_model(ModelRequest(name, scale=scale, weights="official" if official else None))
     fp32 = save_export(model, ExportOptions(exporter="legacy"), folder)
     fp16 = save_fp16(fp32, folder / f"{name}_x{scale}_fp16.onnx")
-    report = run_parity(OnnxRuntimeTarget().load(fp16), PyTorchRunner(model), builtin_parity_inputs(model.info, sizes),
+    report = run_parity(OnnxRuntime().load(fp16), PyTorchRunner(model), builtin_parity_inputs(model.info, sizes),
                         data_range=model.info.data_range, precision="fp16")
     return {"model": name, "scale": scale, "weights": "official" if official else "random init",
             "cases": len(report.cases), "worst_psnr_db": report.worst_psnr_db,

@@ -20,7 +20,7 @@ from sr_export.cli.coreml_cli import range_argument
 from sr_export.data.parity_inputs import builtin_parity_inputs
 from sr_export.models.loader import ModelRequest, load_model
 from sr_export.models.registry import zoo
-from sr_export.runtimes.coreml import CoreMLTarget
+from sr_export.runtimes.coreml import CoreMLRuntime
 from sr_export.runtimes.coreml.convert import convert_model
 from sr_export.runtimes.coreml.options import CoreMLOptions
 from sr_export.runtimes.coreml.package import package_size, write_package
@@ -47,7 +47,7 @@ def main() -> None:
             converted = convert_model(model, options)
             artifact = write_package(converted, folder / f"{name}_x{scale}.mlpackage")
             seconds = time.perf_counter() - started
-            runner = CoreMLTarget().load(artifact)
+            runner = CoreMLRuntime().load(artifact)
             inputs = builtin_parity_inputs(model.info, list(options.sizes.check_sizes()), 1)
             report = run_parity(runner, PyTorchRunner(model), inputs, data_range=model.info.data_range,
                                 precision="fp16")

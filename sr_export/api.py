@@ -138,7 +138,7 @@ def build(
 
 def build_steps(
     source: LoadedModel | Artifact | str | Path,
-    target: str | Path,
+    target: str | Path | TargetProfile,
     output: str | Path,
     *,
     precision: str | None = None,
@@ -155,8 +155,9 @@ def build_steps(
     from sr_export.bench.build import BuildRequest
     from sr_export.bench.build import build as run_build
     from sr_export.models.loader import LoadedModel
+    from sr_export.targets.profiles import TargetProfile
 
-    profile = load_target(target)
+    profile = target if isinstance(target, TargetProfile) else load_target(target)
     profile = replace(profile, options={**profile.options, **dict(options or {})},
                       precision=precision or profile.precision)
     runtime = profile.validate()

@@ -19,7 +19,7 @@ from sr_export.bench.evaluate import evaluate
 from sr_export.data.datasets import load_dataset
 from sr_export.export.onnx import ExportOptions, save_export
 from sr_export.models.loader import ModelRequest, load_model
-from sr_export.runtimes.onnxruntime import OnnxRuntimeRunner
+from sr_export.runtimes.onnxruntime.runner import OnnxRuntimeRunner
 from sr_export.runtimes.open import open_runner
 from sr_export.runtimes.tflite.convert import TfliteOptions, convert_tflite, write_tflite
 from sr_export.runtimes.tflite.runner import TfliteRunner

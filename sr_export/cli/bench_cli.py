@@ -200,9 +200,7 @@ def cmd_speed(args: argparse.Namespace) -> int:
             with console.status(f"building for {profile.name} ({profile.precision})"):
                 for shape in shapes:
                     try:
-                        result = api.build_steps(source, profile.name if profile.source else profile.backend,
-                                                 Path(scratch), precision=profile.precision, options=profile.options,
-                                                 shape=shape, check=False,
+                        result = api.build_steps(source, profile, Path(scratch), shape=shape, check=False,
                                                  export=common.export_options_from_args(args),
                                                  model=model)
                     except BuildStopped as stopped:
