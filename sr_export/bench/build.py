@@ -302,9 +302,12 @@ def _write_metadata(path: Path, metadata: ArtifactMetadata) -> None:
 
 
 def _files_of(path: Path) -> list[Path]:
-    """The artifact and everything written beside it under its name (sidecar, manifest, companions)."""
-    siblings = sorted(p for p in path.parent.iterdir() if p.name.startswith(path.name) and p != path)
-    return [*siblings, path]  # the artifact itself last: it appears only once everything else is in place
+    """The artifact and what belongs to it under its name (sidecar, TensorRT manifest, a format's companions)."""
+    formats = all_formats()
+    companions = [path.with_suffix(s) for f in formats.values() if path.suffix.lower() in f.suffixes
+                  for s in f.companions]
+    belonging = [path.with_name(path.name + suffix) for suffix in (".json", ".manifest.json")] + companions
+    return [*(p for p in belonging if p.exists()), path]  # the artifact itself last: it appears once all is in place
 
 
 def _copy(source: Path, target: Path) -> None:

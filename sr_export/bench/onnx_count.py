@@ -63,6 +63,7 @@ from typing import Any
 import onnx
 
 from sr_export.core.errors import SrExportError
+from sr_export.export.session import cpu_session
 
 Shape = tuple[int, ...]
 
@@ -359,7 +360,6 @@ def _folded_model(model: onnx.ModelProto, folded: Collection[int], values: Mappi
 def _run_graph(model: onnx.ModelProto, names: Sequence[str]) -> dict[str, Any]:
     """Run the graph once on a zero input and return the tensors ``names``."""
     import numpy as np
-    import onnxruntime as ort
 
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
@@ -368,11 +368,8 @@ def _run_graph(model: onnx.ModelProto, names: Sequence[str]) -> dict[str, Any]:
     value = data_input(probe.graph)
     tensor = value.type.tensor_type
     shape = tuple(d.dim_value for d in tensor.shape.dim)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 4  # failures are raised below with the runtime's message
     try:
-        session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        session = cpu_session(probe.SerializeToString(), optimize=False)
         feed = np.zeros(shape, dtype=onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type))
         results = session.run(list(names), {value.name: feed})
     except Exception as exc:

@@ -103,18 +103,9 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 def _chw(text: str | None, channels: int) -> tuple[int, int, int]:
     """--input as (C, H, W); C defaults to the model's channels, H x W to the AIM/NTIRE 256x256."""
-    if text is None:
-        return channels, 256, 256
-    try:
-        values = tuple(int(v) for v in text.lower().split("x"))
-    except ValueError:
-        values = ()
-    if len(values) == 2:
-        values = (channels, *values)
-    if len(values) != 3 or min(values) < 1:
-        raise SrExportError(f"--input '{text}' is not CxHxW or HxW, e.g. {channels}x256x256")
-    return values  # type: ignore[return-value]
+    from sr_export.core.sizes import parse_chw
 
+    return (channels, 256, 256) if text is None else parse_chw(text, channels)
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from sr_export.bench.evaluate import evaluate

@@ -124,12 +124,26 @@ def print_steps(console: Any, result: Any) -> None:
             print_check(console, step.check)
         meta = step.artifact.metadata
         size = _size_kib(step.artifact.path)
-        what = f"{meta.describe_format()}, {meta.precision}"
+        what = describe(meta)
         if step.role == "prepared" and step.check is not None:
             console.print(f"[green]proven[/green] {step.artifact.path} in {step.check.parity.candidate.split()[0]} "
                           f"(worst PSNR {step.check.worst_psnr_db:.1f} dB, {meta.precision} tolerance)")
         console.print(f"[green]wrote[/green] {step.artifact.path} ({size:.0f} KiB, {what}"
                       f"{'' if step.check is not None else ', not checked here'})")
+
+
+def describe(meta: Any) -> str:
+    """'onnx for onnxruntime, fp32, dynamo exporter, opset 18, dynamic HxW verified at 64x64, ..., simplified'."""
+    parts = [meta.describe_format(), meta.precision]
+    if meta.exporter:
+        parts.append(f"{meta.exporter} exporter" + (f", opset {meta.opset}" if meta.opset else ""))
+    if meta.static_hw is not None:
+        parts.append(f"fixed {meta.static_hw[0]}x{meta.static_hw[1]} {meta.layout}")
+    elif meta.verified_sizes:
+        parts.append("dynamic HxW, verified at " + ", ".join(f"{h}x{w}" for h, w in meta.verified_sizes))
+    if meta.format == "onnx" and meta.exporter in ("dynamo", "legacy"):
+        parts.append("simplified" if meta.simplified else "not simplified")
+    return ", ".join(parts)
 
 
 def _size_kib(path: Path) -> float:

@@ -12,15 +12,17 @@ from pathlib import Path
 from typing import Any
 
 
-def cpu_session(model: str | Path | bytes, threads: int | None = None) -> Any:
+def cpu_session(model: str | Path | bytes, threads: int | None = None, *, optimize: bool = True) -> Any:
     """An ONNX Runtime CPU session that keeps ORT's own log lines off the user's terminal.
 
-    ``model`` is a file path or a serialised ModelProto. Raises whatever ORT raises.
+    ``model`` is a file path or a serialised ModelProto; ``optimize`` False keeps
+    the graph as written (for reading its intermediate tensors). Raises whatever ORT raises.
     """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    level = ort.GraphOptimizationLevel
+    options.graph_optimization_level = level.ORT_ENABLE_ALL if optimize else level.ORT_DISABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

@@ -61,7 +61,7 @@ def test_a_tflite_int8_profile_runs_end_to_end(tmp_path: Path, sr_bench) -> None
     """Built at the profile's I/O type (uint8 pixels), fed by the device runner the way local runners feed it."""
     out = tmp_path / "out"
     result = sr_bench("--target", "tflite-int8", "--models", "imdn", "--scale", "2", "--weights", "official",
-                      "--sizes", "48x64", "--runs", "2", "--warmup", "1", "--exporter", "legacy", "-o", out,
+                      "--sizes", "64x64", "--runs", "2", "--warmup", "1", "--exporter", "legacy", "-o", out,
                       "--no-history")
     assert result.code == 0, result.err
     row = json.loads((out / "matrix-tflite-int8.json").read_text())["rows"][0]
@@ -70,7 +70,7 @@ def test_a_tflite_int8_profile_runs_end_to_end(tmp_path: Path, sr_bench) -> None
     assert 25 < row["psnr_y"] < 40
     run = row["details"]["device_run"]
     assert run["device"]["io"] == "uint8" and run["device"]["delegate"] in ("xnnpack", "builtin")
-    assert [s["input_hw"] for s in run["sizes"]] == [[48, 64]] and run["sizes"][0]["output_hw"] == [96, 128]
-    (artifact,) = out.glob("imdn_x2_48x64_int8.tflite")
+    assert [s["input_hw"] for s in run["sizes"]] == [[64, 64]] and run["sizes"][0]["output_hw"] == [128, 128]
+    (artifact,) = out.glob("imdn_x2_64x64_int8.tflite")
     sidecar = json.loads(Path(f"{artifact}.json").read_text())
     assert sidecar["quantization"]["io"] == "uint8" and sidecar["quantization"]["scheme"] == "sr-float"
