@@ -128,8 +128,9 @@ def print_steps(console: Any, result: Any) -> None:
         if step.role == "prepared" and step.check is not None:
             console.print(f"[green]proven[/green] {step.artifact.path} in {step.check.parity.candidate.split()[0]} "
                           f"(worst PSNR {step.check.worst_psnr_db:.1f} dB, {meta.precision} tolerance)")
-        console.print(f"[green]wrote[/green] {step.artifact.path} ({size:.0f} KiB, {what}"
-                      f"{'' if step.check is not None else ', not checked here'})")
+        proof = "" if step.check is not None else (
+            ", proven as it was exported" if step.role == "export" else ", not checked here")
+        console.print(f"[green]wrote[/green] {step.artifact.path} ({size:.0f} KiB, {what}{proof})")
 
 
 def describe(meta: Any) -> str:
