@@ -15,9 +15,11 @@ export SR_EXPORT_WEIGHTS_DIR ?= $(SHARED)/weights
 
 # TensorRT API names are checked against the real Python bindings of JetPack 6's
 # release (10.3) and the newest 11.x; names only TensorRT 10 has live in one module.
+# Not checked: CUDA memory (cuda_buffers.py) and what runs trtexec (no Python API).
 TRT_API_NAMES ?= $(SHARED)/tools/trt-api-names
-TRT_COMMON = $(filter-out $(TRT_10_ONLY),$(wildcard sr_export/runtimes/tensorrt/*.py))
+TRT_NO_API := $(addprefix sr_export/runtimes/tensorrt/,cuda_buffers.py device.py trtexec.py)
 TRT_10_ONLY := sr_export/runtimes/tensorrt/implicit.py
+TRT_COMMON = $(filter-out $(TRT_10_ONLY) $(TRT_NO_API),$(wildcard sr_export/runtimes/tensorrt/*.py))
 
 .PHONY: demo test install clean trt-api-check ci-deps
 
