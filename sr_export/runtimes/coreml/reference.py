@@ -19,7 +19,6 @@ op, or an option of a known op that is not implemented, raises
 from __future__ import annotations
 
 import json
-import logging
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -69,17 +68,11 @@ class UnsupportedOp(SrExportError):
 
 def load_coremltools_proto() -> Any:
     """coremltools' generated ``Model_pb2``, imported without its macOS-only warnings."""
-    from sr_export.core.errors import MissingDependencyError
+    from sr_export.runtimes.coreml.quiet import import_coremltools
 
-    log = logging.getLogger("coremltools")
-    level = log.level
-    log.setLevel(logging.ERROR)  # "Failed to load _MLModelProxy" etc. on every non-Mac import
-    try:
-        from coremltools.proto import Model_pb2
-    except ModuleNotFoundError as exc:
-        raise MissingDependencyError("coremltools", "coreml", purpose="Core ML programs") from exc
-    finally:
-        log.setLevel(level)
+    import_coremltools()  # one place that silences "Failed to load _MLModelProxy" and names the extra
+    from coremltools.proto import Model_pb2
+
     return Model_pb2
 
 
