@@ -31,9 +31,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sr_export.bench.checking import CheckReport, check_against_model, reference_model
-from sr_export.core.artifacts import Artifact, ArtifactMetadata, embed_in_onnx, read_metadata, sidecar_path
+from sr_export.core.artifacts import (
+    Artifact,
+    ArtifactMetadata,
+    embed_in_onnx,
+    read_metadata,
+    sidecar_path,
+    write_sidecar,
+)
 from sr_export.core.errors import CheckFailed, RuntimeUnavailable, SrExportError
-from sr_export.core.io import write_json_atomic
+from sr_export.core.formats import ONNX, ONNX_QDQ
 from sr_export.core.sizes import Size
 from sr_export.runtimes.base import Runtime
 from sr_export.runtimes.registry import all_formats, runtimes_reading
@@ -147,6 +154,8 @@ def build(
     elif model is None and (request.check or runtime.consumes == "pytorch"):
         say("rebuilding the PyTorch reference from the artifact's metadata")
         model = reference_model(source.metadata, source.path)
+    if not isinstance(source, LoadedModel):
+        check_source_format(source, runtime)
     info = model.info if model is not None else source.metadata.model_info()
     calibration = calibration_set(request, runtime, info)
     overlap = calibration_overlap(calibration, request, info.scale)
@@ -192,6 +201,13 @@ def build(
             if not steps.result.steps:
                 raise
             raise BuildStopped(exc, steps.result) from exc
+
+
+def check_source_format(source: Artifact, runtime: Runtime) -> None:
+    """An artifact given to build from must be in the format the runtime builds from (before any work)."""
+    if runtime.consumes == "onnx" and source.metadata.format not in (ONNX.name, ONNX_QDQ.name):
+        raise SrExportError(f"{runtime.name} builds from ONNX, and {source.path} is a {source.metadata.format} file; "
+                            "build from its model (--model) or from its ONNX export (sr-export onnx)")
 
 
 @dataclass
@@ -298,7 +314,7 @@ def _write_metadata(path: Path, metadata: ArtifactMetadata) -> None:
         embed_in_onnx(proto, metadata)
         onnx.save(proto, str(path))
     else:
-        write_json_atomic(sidecar_path(path), metadata.to_dict())
+        write_sidecar(path, metadata)
 
 
 def _files_of(path: Path) -> list[Path]:

@@ -191,29 +191,40 @@ def progress_bar(console: Console) -> Any:
 
 
 def run(build_parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the chosen handler; user errors become one line on stderr
-    and a non-zero status (2 bad input, 1 failed check, 3 a bug)."""
+    """Parse ``argv`` and run the chosen handler; every failure becomes one line on stderr.
+
+    This is the one place exceptions become exit statuses (:func:`exit_status`).
+    ``SR_EXPORT_DEBUG=1`` adds the traceback; it never changes the status.
+    """
     try:
         args = build_parser().parse_args(argv)
         return args.handler(args)
-    except SrExportError as exc:
-        if os.environ.get(DEBUG_ENV) and exc.__cause__ is not None:
-            traceback.print_exception(exc.__cause__)
-        _print_error(str(exc))
-        return exc.exit_code
-    except OSError as exc:  # disk full, permissions, a folder where a file should be
-        where = f": {exc.filename}" if exc.filename else ""
-        _print_error(f"{exc.strerror or exc}{where}")
-        return 2
-    except KeyboardInterrupt:
-        _print_error("interrupted")
-        return 130
-    except Exception as exc:  # a bug: still one line, with the way to see more
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - every failure ends as one line and a status
+        code, message = exit_status(exc)
         if os.environ.get(DEBUG_ENV):
-            raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        _print_error(f"internal error: {type(exc).__name__}: {first} (set {DEBUG_ENV}=1 for the traceback)")
-        return 3
+            shown = exc.__cause__ if isinstance(exc, SrExportError) and exc.__cause__ is not None else exc
+            traceback.print_exception(shown)
+        _print_error(message)
+        return code
+
+
+def exit_status(exc: BaseException) -> tuple[int, str]:
+    """The exit status and the one-line message for ``exc``: 2 bad input or environment, 1 a failed check,
+    4 a runtime missing here, 130 interrupted, 3 a bug in sr-export."""
+    if isinstance(exc, SrExportError):
+        return exc.exit_code, str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return 130, "interrupted"
+    if isinstance(exc, MemoryError):
+        return 2, "out of memory; use smaller sizes (--shape, --sizes) or a machine with more memory"
+    if isinstance(exc, OSError):  # disk full, permissions, a folder where a file should be
+        names = [str(n) for n in (exc.filename, exc.filename2) if n]
+        where = f": {' -> '.join(names)}" if names else ""
+        return 2, f"{exc.strerror or exc}{where}"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return 3, f"internal error: {type(exc).__name__}: {first} (set {DEBUG_ENV}=1 for the traceback)"
 
 
 def _print_error(message: str) -> None:
@@ -230,6 +241,10 @@ def existing_path(text: str) -> Path:
 
 def existing_file(text: str) -> Path:
     path = Path(text)
-    if not path.is_file():
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder; give a file")
+    if path.exists() and not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not a regular file (a device, pipe or socket); give a file")
+    if not path.exists():
         raise argparse.ArgumentTypeError(f"file not found: {text}")
     return path

@@ -20,7 +20,7 @@ def add_parser(commands: Any) -> None:
     trt = commands.add_parser("trt", help="build a TensorRT engine (FP32/FP16/INT8) with a bounded shape profile")
     common.add_model_arguments(trt, required=False)
     common.add_export_arguments(trt, shape=False)
-    trt.add_argument("--from", dest="source", type=common.existing_file, metavar="MODEL.onnx",
+    trt.add_argument("--from", dest="source", type=common.existing_path, metavar="MODEL.onnx",
                      help="build from this ONNX file (FP32, or an INT8 QDQ graph with --int8) instead of --model")
     precision = trt.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_true", help="FP16 (an FP16-typed ONNX, FP32 inputs/outputs)")

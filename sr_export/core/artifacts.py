@@ -20,13 +20,18 @@ from typing import Any
 
 from sr_export import __version__
 from sr_export.core.errors import SrExportError
-from sr_export.core.formats import ONNX_QDQ, canonical_format
+from sr_export.core.formats import CORE_FORMATS, ONNX_QDQ, canonical_format
+from sr_export.core.io import content_sha256, write_json_atomic
 from sr_export.core.model_info import ModelInfo
 
 METADATA_KEY = "sr_export"
 # INT8 QDQ details (flavour, recipe, float nodes) that quantisation adds to an ONNX file's metadata_props.
 INT8_METADATA_KEY = "sr_export_int8"
 SIDECAR_SUFFIX = ".json"
+# A sidecar also records the artifact's content hash: a file truncated or changed after it was written is
+# refused where it is opened, not deep inside a runtime.
+CONTENT_HASH_KEY = "content_sha256"
+_REQUIRED_FIELDS = ("model", "scale", "in_channels", "data_range", "color")
 
 
 @dataclass(frozen=True)
@@ -122,14 +127,32 @@ class ArtifactMetadata:
         return ModelInfo(self.model, self.scale, self.in_channels, self.data_range, self.color, self.min_input_size)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ArtifactMetadata:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        known["input_shape"] = tuple(known.get("input_shape", ()))
-        known["verified_sizes"] = tuple((int(h), int(w)) for h, w in known.get("verified_sizes", ()))
-        known["notes"] = tuple(known.get("notes", ()))
-        known["runtimes"] = tuple(known.get("runtimes", ()))
-        known["format"] = canonical_format(str(known.get("format", "onnx")), str(known.get("precision", "fp32")))
-        return cls(**known)
+    def from_dict(cls, data: Mapping[str, Any], where: str = "the metadata") -> ArtifactMetadata:
+        """Metadata from its JSON form; anything malformed is one :class:`SrExportError` naming ``where``."""
+        if not isinstance(data, Mapping):
+            raise SrExportError(f"{where} is not sr-export metadata (a JSON object was expected, found "
+                                f"{type(data).__name__}); re-export the artifact")
+        missing = [name for name in _REQUIRED_FIELDS if name not in data]
+        if missing:
+            raise SrExportError(f"{where} is not sr-export metadata (no {', '.join(missing)}); re-export the artifact, "
+                                "or delete it and pass --model to say what the file holds")
+        try:
+            known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+            known["scale"] = _whole(known["scale"], "scale")
+            known["in_channels"] = _whole(known["in_channels"], "in_channels")
+            known["data_range"] = float(known["data_range"])
+            if not known["data_range"] > 0 or known["data_range"] == float("inf"):
+                raise ValueError("data_range must be a positive number")
+            known["input_shape"] = tuple(known.get("input_shape") or ())
+            known["verified_sizes"] = tuple((int(h), int(w)) for h, w in known.get("verified_sizes") or ())
+            known["notes"] = tuple(str(n) for n in known.get("notes") or ())
+            known["runtimes"] = tuple(str(r) for r in known.get("runtimes") or ())
+            known["request"] = dict(known.get("request") or {})
+            known["quantization"] = dict(known.get("quantization") or {})
+            known["format"] = canonical_format(str(known.get("format", "onnx")), str(known.get("precision", "fp32")))
+            return cls(**known)
+        except (TypeError, ValueError) as exc:
+            raise SrExportError(f"{where} is malformed ({exc}); re-export the artifact") from exc
 
     def describe_format(self) -> str:
         """'onnx-qdq (tensorrt flavour) for tensorrt; runs in onnxruntime', for tables."""
@@ -162,37 +185,145 @@ class Artifact:
         return self.metadata.format
 
 
+DIRECTORY_SUFFIXES = frozenset(s for f in CORE_FORMATS.values() if f.directory for s in f.suffixes)
+
+
 def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + SIDECAR_SUFFIX)
 
 
 def read_metadata(path: str | Path) -> ArtifactMetadata | None:
-    """The metadata an artifact carries, or None if it carries none (a foreign file)."""
+    """The metadata an artifact carries, or None if it carries none (a foreign file).
+
+    Refuses, in one line naming the file, what cannot be an artifact: a missing
+    path, a folder that is no folder artifact, a special file, an empty file, an
+    ONNX file that does not parse, a sidecar that is not sr-export's metadata,
+    and a file whose content no longer matches the hash its sidecar recorded.
+    """
     path = Path(path)
     sidecar = sidecar_path(path)
-    if not (path.is_file() or (path.is_dir() and sidecar.is_file())):
-        raise SrExportError(f"artifact not found: {path}")
+    check_readable_artifact(path)
+    check_signature(path)
     if path.suffix.lower() == ".onnx":
-        import onnx
-
-        try:
-            proto = onnx.load(str(path), load_external_data=False)
-        except Exception as exc:
-            raise SrExportError(f"cannot read {path}: not a valid ONNX file ({type(exc).__name__})") from exc
-        props = {p.key: p.value for p in proto.metadata_props}
+        props = _onnx_metadata_props(path)
         if METADATA_KEY in props:
-            return _with_qdq_flavour(ArtifactMetadata.from_dict(json.loads(props[METADATA_KEY])), props)
+            where = f"{path} (metadata_props '{METADATA_KEY}')"
+            metadata = ArtifactMetadata.from_dict(_parse_json(props[METADATA_KEY], where), where)
+            return _with_qdq_flavour(metadata, props, path)
     if sidecar.is_file():
-        return ArtifactMetadata.from_dict(json.loads(sidecar.read_text(encoding="utf-8")))
+        document = _parse_json(_read_text(sidecar), str(sidecar))
+        metadata = ArtifactMetadata.from_dict(document, str(sidecar))
+        recorded = document.get(CONTENT_HASH_KEY)
+        if recorded and recorded != content_sha256(path):
+            raise SrExportError(f"{path} changed since sr-export wrote it (its content no longer matches the hash "
+                                f"in {sidecar.name}): truncated or damaged? re-export it")
+        return metadata
     return None
 
 
-def _with_qdq_flavour(metadata: ArtifactMetadata, props: Mapping[str, str]) -> ArtifactMetadata:
+def check_readable_artifact(path: Path) -> None:
+    """One line for a path that cannot be an artifact at all (before any parser or runtime sees it)."""
+    if not path.exists():
+        raise SrExportError(f"artifact not found: {path}")
+    if path.is_dir():
+        if not (sidecar_path(path).is_file() or path.suffix.lower() in DIRECTORY_SUFFIXES):
+            raise SrExportError(f"{path} is a folder, not an artifact; give the artifact file in it "
+                                "(a .onnx, .tflite, .engine file or an .mlpackage folder)")
+        return
+    if not path.is_file():
+        raise SrExportError(f"{path} is not a regular file (a device, pipe or socket); give an artifact file")
+    if path.stat().st_size == 0:
+        raise SrExportError(f"{path} is empty (0 bytes): nothing to read; re-export it")
+
+
+def check_signature(path: Path) -> None:
+    """A file with a core format's suffix must carry that format's signature (a truncated or renamed file
+    is refused here, in one line, not by the runtime's parser)."""
+    fmt = next((f for f in CORE_FORMATS.values() if path.suffix.lower() in f.suffixes), None)
+    if fmt is None or fmt.looks_like(path):
+        return
+    if fmt.directory:
+        raise SrExportError(f"{path} is not a {fmt.description} (no {fmt.marker_file} in it); re-export it")
+    found = sniff_format(path)
+    seems = f" (it looks like a {found} file)" if found else ""
+    raise SrExportError(f"{path} is not a {fmt.description}{seems}: damaged or misnamed; re-export it")
+
+
+def _onnx_metadata_props(path: Path) -> dict[str, str]:
+    import onnx
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises its own DecodeError, or RuntimeError, or OSError
+        found = sniff_format(path)
+        seems = f"; it looks like a {found} file" if found and found != "onnx" else ""
+        raise SrExportError(f"cannot read {path}: not a valid ONNX file ({type(exc).__name__}){seems}") from exc
+    if not proto.graph.node and not proto.graph.input:
+        raise SrExportError(f"cannot read {path}: not a valid ONNX file (it holds no graph); re-export it")
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def sniff_format(path: Path) -> str | None:
+    """What a file's first bytes say it is (for messages about files with the wrong suffix)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return None
+    if head[4:8] == b"TFL3":
+        return "tflite"
+    if head[:4] == b"PK\x03\x04":
+        return "zip (a PyTorch checkpoint?)"
+    if head[:1] in (b"{", b"["):
+        return "JSON"
+    if head[:6] == b"SQLite":
+        return "SQLite"
+    if head[:8] == b"\x89PNG\r\n\x1a\n" or head[:3] == b"\xff\xd8\xff":
+        return "image"
+    return None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SrExportError(f"{path} is not text (not UTF-8 JSON): not sr-export metadata; re-export the artifact, "
+                            "or delete it and pass --model to say what the file holds") from exc
+
+
+def _parse_json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SrExportError(f"{where} is not valid JSON ({exc.msg} at line {exc.lineno}); re-export the artifact, "
+                            "or delete it and pass --model to say what the file holds") from exc
+
+
+def _whole(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)) or int(value) != float(value) \
+            or int(value) < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+def _with_qdq_flavour(metadata: ArtifactMetadata, props: Mapping[str, str], path: Path) -> ArtifactMetadata:
     """Old QDQ files name their flavour only in the INT8 details (and were all stamped for onnxruntime)."""
     if metadata.format != ONNX_QDQ.name or metadata.flavour or INT8_METADATA_KEY not in props:
         return metadata
-    flavour = json.loads(props[INT8_METADATA_KEY]).get("flavour")
+    details = _parse_json(props[INT8_METADATA_KEY], f"{path} (metadata_props '{INT8_METADATA_KEY}')")
+    flavour = details.get("flavour") if isinstance(details, dict) else None
     return replace(metadata, flavour=flavour, backend=flavour or metadata.backend)
+
+
+def sidecar_document(metadata: ArtifactMetadata, content: Path) -> dict[str, Any]:
+    """What a sidecar holds: the metadata, and the hash of the artifact's content as written (``content``
+    may be the staged file that is about to be renamed onto the artifact's path)."""
+    return {**metadata.to_dict(), CONTENT_HASH_KEY: content_sha256(content)}
+
+
+def write_sidecar(path: Path, metadata: ArtifactMetadata, content: Path | None = None) -> Path:
+    """Write ``path``'s sidecar (atomically), hashing ``content`` (default: ``path`` itself)."""
+    return write_json_atomic(sidecar_path(path), sidecar_document(metadata, content or path))
 
 
 def embed_in_onnx(proto: Any, metadata: ArtifactMetadata) -> None:

@@ -25,6 +25,21 @@ class Format:
     directory: bool = False  # the artifact is a folder (a Core ML package)
     companions: tuple[str, ...] = ()  # suffixes of further files that belong to it (same stem)
     embeds_metadata: bool = False  # sr-export metadata inside the file; otherwise a <file>.json sidecar
+    # How a file of this format starts: bytes at an offset (TFLite's 'TFL3'), or, for a folder format,
+    # a file it always holds. A cheap check that a file is what its suffix says, before a runtime parses it.
+    magic: tuple[int, bytes] | None = None
+    marker_file: str | None = None
+
+    def looks_like(self, path: Path) -> bool:
+        """Whether ``path`` carries this format's signature (True when the format declares none)."""
+        if self.directory:
+            return path.is_dir() and (self.marker_file is None or (path / self.marker_file).is_file())
+        if self.magic is None:
+            return True
+        offset, expected = self.magic
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read(len(expected)) == expected
 
     def files(self, path: Path) -> tuple[Path, ...]:
         """The main file (or folder) and its companions."""
@@ -34,8 +49,9 @@ class Format:
 ONNX = Format("onnx", (".onnx",), "ONNX graph", embeds_metadata=True)
 ONNX_QDQ = Format("onnx-qdq", (".onnx",), "ONNX graph with QuantizeLinear/DequantizeLinear pairs (static INT8)",
                   embeds_metadata=True)
-TFLITE = Format("tflite", (".tflite",), "TFLite flatbuffer")
-MLPACKAGE = Format("mlpackage", (".mlpackage",), "Core ML ML Program package", directory=True)
+TFLITE = Format("tflite", (".tflite",), "TFLite flatbuffer", magic=(4, b"TFL3"))
+MLPACKAGE = Format("mlpackage", (".mlpackage",), "Core ML ML Program package", directory=True,
+                   marker_file="Manifest.json")
 TENSORRT_ENGINE = Format("tensorrt-engine", (".engine", ".plan"), "serialised TensorRT engine")
 
 CORE_FORMATS: dict[str, Format] = {f.name: f for f in (ONNX, ONNX_QDQ, TFLITE, MLPACKAGE, TENSORRT_ENGINE)}

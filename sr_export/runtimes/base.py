@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import numpy as np
 
 from sr_export.core.artifacts import Artifact
-from sr_export.core.errors import MissingDependencyError, SrExportError
+from sr_export.core.errors import MissingDependencyError, SrExportError, first_line
 from sr_export.core.formats import Format
 from sr_export.core.sizes import Size
 from sr_export.runtimes.options import NoOptions, parse_options
@@ -82,7 +82,14 @@ class Runner(ABC):
         if not self.is_active:
             self.activate()
         started = time.perf_counter()
-        output = self._infer(batch)
+        try:
+            output = self._infer(batch)
+        except (SrExportError, KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # a runtime's own exception: the artifact (or its input) is at fault, not sr-export
+            shape = "x".join(str(d) for d in getattr(batch, "shape", ()))
+            raise SrExportError(f"{self.name} failed on a {shape} input: {first_line(exc)}; the artifact may be "
+                                "damaged (re-export it) or the input outside what it takes") from exc
         self.last_inference_time = time.perf_counter() - started
         return output
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sr_export.core.artifacts import Artifact, ArtifactMetadata, read_metadata
-from sr_export.core.errors import SrExportError
+from sr_export.core.errors import SrExportError, first_line
 from sr_export.core.formats import ONNX, ONNX_QDQ, format_for_suffix
 from sr_export.export.session import cpu_session
 from sr_export.runtimes.base import Runner
@@ -33,7 +33,13 @@ def open_runner(
 
     if not isinstance(artifact, Artifact):
         artifact = open_artifact(artifact)
-    runner = runtime_for_artifact(artifact.metadata, runtime).load(artifact, threads=threads)
+    chosen = runtime_for_artifact(artifact.metadata, runtime)
+    try:
+        runner = chosen.load(artifact, threads=threads)
+    except (SrExportError, KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:  # the runtime's own parser refused the file
+        raise SrExportError(f"{chosen.name} cannot load {artifact.path}: {first_line(exc)}; re-export it") from exc
     return adapt_runner(runner, artifact.metadata, tile_overlap=tile_overlap)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sr_export.core.artifacts import Artifact, ArtifactMetadata, sidecar_path
+from sr_export.core.artifacts import Artifact, write_sidecar
 from sr_export.runtimes.coreml.convert import ConvertedProgram
 from sr_export.runtimes.coreml.quiet import quiet_converter
 
@@ -21,12 +21,6 @@ def save_program(converted: ConvertedProgram, target: Path) -> None:
     """Write the package itself into ``target`` (a path that does not exist yet)."""
     with quiet_converter():
         converted.mlmodel.save(str(target))
-
-
-def write_sidecar(path: Path, metadata: ArtifactMetadata) -> None:
-    from sr_export.core.io import write_json_atomic
-
-    write_json_atomic(sidecar_path(path), metadata.to_dict())
 
 
 def write_package(converted: ConvertedProgram, output: Path) -> Artifact:

@@ -19,10 +19,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sr_export.core.artifacts import Artifact, sidecar_path
+from sr_export.core.artifacts import Artifact, write_sidecar
 from sr_export.core.errors import SrExportError
 from sr_export.core.formats import ONNX, ONNX_QDQ, TENSORRT_ENGINE
-from sr_export.core.io import atomic_path, write_json_atomic
+from sr_export.core.io import atomic_path
 from sr_export.runtimes.base import DeviceSession, Runtime
 from sr_export.runtimes.tensorrt.build import Progress, build_engine, engine_path, uses_strong_typing
 from sr_export.runtimes.tensorrt.loader import current_platform, import_tensorrt
@@ -93,7 +93,7 @@ class TensorRTRuntime(Runtime):
             notes=(*prepared.metadata.notes, f"TensorRT {trt.__version__} engine, profile "
                    f"{settings.profile.describe()}, built on {here.gpu_name} (sm {here.compute_capability})"),
         )
-        write_json_atomic(sidecar_path(target), metadata.to_dict())
+        write_sidecar(target, metadata)
         write_manifest(target, EngineManifest(
             platform=here, precision=settings.precision, strongly_typed=strongly_typed, profile=settings.profile,
             onnx_sha256=file_sha256(prepared.path), onnx_file=str(prepared.path), input_name=input_name,

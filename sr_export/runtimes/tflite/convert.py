@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sr_export.core.artifacts import Artifact, ArtifactMetadata, sidecar_path
+from sr_export.core.artifacts import Artifact, ArtifactMetadata
 from sr_export.core.errors import MissingDependencyError, SrExportError, StageFailed, first_line
 from sr_export.runtimes.tflite.diagnose import diagnose
 from sr_export.runtimes.tflite.int8 import TfliteInt8Options, quantize_model
@@ -132,11 +132,12 @@ def _convert_at(model: LoadedModel, module: torch.nn.Module, options: TfliteOpti
 
 def write_tflite(converted: ConvertedTflite, path: Path) -> Artifact:
     """Write the flatbuffer (atomically) and its metadata sidecar."""
-    from sr_export.core.io import atomic_path, write_json_atomic
+    from sr_export.core.artifacts import write_sidecar
+    from sr_export.core.io import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_bytes(converted.flatbuffer)
-        write_json_atomic(sidecar_path(path), converted.metadata.to_dict())
+        write_sidecar(path, converted.metadata, content=tmp)
     return Artifact(path, converted.metadata)
 
 
