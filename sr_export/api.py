@@ -119,6 +119,7 @@ def build(
     shape: Size | str | None = None,
     check: bool = True,
     export: ExportOptions | None = None,
+    force: bool = False,
     say: Say | None = None,
 ) -> Artifact:
     """``source`` built for ``target`` into ``output`` (a folder, or the file to write); returns the artifact written.
@@ -130,10 +131,11 @@ def build(
     first size) refine it. Only what passes its check is written: a failed
     check raises :class:`~sr_export.core.errors.CheckFailed`; a runtime that
     is not on this machine raises :class:`~sr_export.core.errors.RuntimeUnavailable`
-    after writing what could be proven here (its ``result.artifact``).
+    after writing what could be proven here (its ``result.artifact``). A file
+    in the way that sr-export did not write is replaced only with ``force``.
     """
     return build_steps(source, target, output, precision=precision, calibration=calibration, options=options,
-                       shape=shape, check=check, export=export, say=say).artifact
+                       shape=shape, check=check, export=export, force=force, say=say).artifact
 
 
 def build_steps(
@@ -149,6 +151,7 @@ def build_steps(
     export: ExportOptions | None = None,
     model: LoadedModel | None = None,
     allow_calibration_overlap: bool = False,
+    force: bool = False,
     say: Say | None = None,
 ) -> BuildResult:
     """:func:`build`, returning every file written with the check it passed (what the command line reports)."""
@@ -166,7 +169,7 @@ def build_steps(
         size = profile.input_sizes[0]
     request = BuildRequest(profile, profile.precision, profile.runtime_options(), shape=size,
                            calibration=str(calibration) if calibration is not None else None, export=export,
-                           check=check, allow_calibration_overlap=allow_calibration_overlap)
+                           check=check, allow_calibration_overlap=allow_calibration_overlap, force=force)
     if not isinstance(source, (LoadedModel, Artifact)):
         source = open_artifact(source, model)
     return run_build(source, request, Path(output), model=model, say=say)

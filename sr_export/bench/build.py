@@ -22,6 +22,7 @@ calibrate on one :class:`~sr_export.quantize.calibration_data.CalibrationSet`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
@@ -39,8 +40,9 @@ from sr_export.core.artifacts import (
     sidecar_path,
     write_sidecar,
 )
-from sr_export.core.errors import CheckFailed, RuntimeUnavailable, SrExportError
+from sr_export.core.errors import CheckFailed, RuntimeUnavailable, SrExportError, WriteFailed
 from sr_export.core.formats import ONNX, ONNX_QDQ
+from sr_export.core.provenance import check_output, record_written
 from sr_export.core.sizes import Size
 from sr_export.runtimes.base import Runtime
 from sr_export.runtimes.registry import all_formats, runtimes_reading
@@ -52,6 +54,8 @@ if TYPE_CHECKING:
     from sr_export.quantize.calibration_data import CalibrationSet
 
 Say = Callable[[str], Any]
+# Writes that fail for want of room: whatever file it was, the user asked for ``output``.
+_DISK_FULL = (errno.EFBIG, errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class BuildRequest:
     check: bool = True  # prove every file before it is written
     until: str = "artifact"  # "prepared": stop at the graph the runtime compiles (what trtexec takes on a board)
     allow_calibration_overlap: bool = False  # calibrate on evaluation images anyway (flagged in the result)
+    force: bool = False  # replace files in the way that sr-export did not write
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,7 @@ def build(
     calibration = calibration_set(request, runtime, info)
     overlap = calibration_overlap(calibration, request, info.scale)
     folder = output if _is_folder(output, runtime) else output.parent
+    check_outputs(planned_outputs(source, runtime, output, folder), force=request.force)
     steps = _Steps(runtime, request, model, say)
     steps.result.calibration_overlap = overlap
     with _staging(folder) as stage:
@@ -201,6 +207,40 @@ def build(
             if not steps.result.steps:
                 raise
             raise BuildStopped(exc, steps.result) from exc
+        except WriteFailed as exc:  # a staged file: name the one the user asked for
+            if Path(str(exc.path)).parent != stage:
+                raise
+            raise WriteFailed(output, exc.reason) from exc
+        except OSError as exc:
+            if exc.errno not in _DISK_FULL:
+                raise
+            raise WriteFailed(output, exc.strerror or str(exc)) from exc
+
+
+def planned_outputs(source: LoadedModel | Artifact, runtime: Runtime, output: Path, folder: Path) -> list[Path]:
+    """The paths a build will write that are known before it starts (the final file, and the ONNX export a
+    runtime keeps), so that one in the way is refused before any work."""
+    from sr_export.models.loader import LoadedModel
+
+    planned = [folder] if folder == output else [folder, output, sidecar_path(output)]
+    if isinstance(source, LoadedModel) and runtime.consumes == "onnx" and runtime.keeps_export:
+        from sr_export.export.onnx import default_filename
+
+        planned.append(folder / default_filename(source))
+    return planned
+
+
+def check_outputs(paths: list[Path], *, force: bool) -> None:
+    """Refuse what must not be replaced (see :func:`check_output`); a folder to write into must be one."""
+    formats = all_formats()
+    folder_suffixes = {s for f in formats.values() if f.directory for s in f.suffixes}
+    for index, path in enumerate(paths):
+        if index == 0:  # the folder the outputs go into
+            if path.exists() and not path.is_dir():
+                raise SrExportError(f"cannot write into {path}: it is a file, not a folder; give a folder or a "
+                                    "file name with the format's suffix (-o)")
+            continue
+        check_output(path, force=force, folder=path.suffix.lower() in folder_suffixes)
 
 
 def check_source_format(source: Artifact, runtime: Runtime) -> None:
@@ -253,7 +293,8 @@ class _Steps:
                 _write_metadata(artifact.path, metadata)
             destination.parent.mkdir(parents=True, exist_ok=True)
             for source in _files_of(artifact.path):
-                _replace(source, destination.parent / (destination.name + source.name[len(artifact.path.name):]))
+                _replace(source, destination.parent / (destination.name + source.name[len(artifact.path.name):]),
+                         force=self.request.force)
             committed = Artifact(destination, metadata, artifact.details)
         self.result.steps.append(BuildStep(committed, report, role))
         self.result.artifact = committed
@@ -333,8 +374,10 @@ def _copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
-def _replace(source: Path, target: Path) -> None:
-    """Move a staged file or folder onto ``target`` by one rename (a folder in the way is swapped out first)."""
+def _replace(source: Path, target: Path, *, force: bool = False) -> None:
+    """Move a staged file or folder onto ``target`` by one rename (a folder in the way is swapped out first);
+    what is in the way must be sr-export's, or ``force`` given (:func:`check_output`)."""
+    check_output(target, force=force, folder=source.is_dir())
     if source.is_dir():
         old = target.parent / f".{target.name}.{secrets.token_hex(4)}.old"
         if target.exists():
@@ -342,9 +385,8 @@ def _replace(source: Path, target: Path) -> None:
         os.replace(source, target)
         shutil.rmtree(old, ignore_errors=True)
     else:
-        if target.is_dir():
-            raise SrExportError(f"cannot write {target}: a folder of that name is in the way")
         os.replace(source, target)
+    record_written(target)
 
 
 @contextlib.contextmanager

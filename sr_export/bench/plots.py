@@ -9,7 +9,8 @@ from sr_export.core.io import atomic_path
 
 
 def latency_chart(
-    groups: Sequence[str], series: Mapping[str, Sequence[float]], path: Path, *, title: str, ylabel: str = "median latency (ms)"
+    groups: Sequence[str], series: Mapping[str, Sequence[float]], path: Path, *, title: str,
+    ylabel: str = "median latency (ms)", force: bool = False,
 ) -> Path:
     """Grouped bars: one group per model/size, one bar per runner."""
     import matplotlib
@@ -28,7 +29,7 @@ def latency_chart(
     axes.set_title(title, fontsize=10)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    with atomic_path(path) as tmp:
+    with atomic_path(path, force=force) as tmp:
         figure.savefig(tmp, format="png")
     plt.close(figure)
     return path

@@ -72,7 +72,7 @@ class ParityReport:
             "cases": [c.to_dict() for c in self.cases],
         }
 
-    def write_junit(self, path: str | Path) -> None:
+    def write_junit(self, path: str | Path, *, force: bool = False) -> None:
         suite = ET.Element(
             "testsuite",
             name=f"sr-export parity: {self.candidate} vs {self.reference}",
@@ -90,7 +90,7 @@ class ParityReport:
             else:
                 ET.SubElement(element, "failure", message=case.reason).text = summary
         ET.indent(suite)
-        write_text_atomic(path, ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n")
+        write_text_atomic(path, ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n", force=force)
 
 
 def run_parity(

@@ -97,7 +97,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         console.print(ops)
     if report.graph and report.graph.uncounted:
         common.warn(console, f"ONNX ops counted as zero work: {', '.join(report.graph.uncounted)}")
-    common.emit_json(report.to_dict(), args.json, console)
+    common.emit_json(report.to_dict(), args.json, console, force=args.force)
     return 0
 
 
@@ -126,7 +126,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         report = evaluate(runner, info, pairs, dataset=str(args.dataset), progress=lambda: progress.advance(task))
     out = common.stderr_console() if args.json == "-" else common.stdout_console()
     out.print(eval_table(report))
-    common.emit_json(report.to_dict(), args.json, out)
+    common.emit_json(report.to_dict(), args.json, out, force=args.force)
     return 0
 
 
@@ -223,9 +223,9 @@ def cmd_speed(args: argparse.Namespace) -> int:
 
         groups = [f"{h}x{w}" for h, w in dict.fromkeys(t.input_hw for t in report.timings)]
         series = {r: [t.median_s * 1e3 for t in report.timings if t.runner == r] for r in runners}
-        latency_chart(groups, series, args.plot, title=f"{info.name} x{info.scale} latency")
+        latency_chart(groups, series, args.plot, title=f"{info.name} x{info.scale} latency", force=args.force)
         out.print(f"wrote {args.plot}")
-    common.emit_json({"model": info.name, "scale": info.scale, **report.to_dict()}, args.json, out)
+    common.emit_json({"model": info.name, "scale": info.scale, **report.to_dict()}, args.json, out, force=args.force)
     return 0
 
 

@@ -73,9 +73,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     for shape in shapes:
         result = execute(console, source, args.target, output, precision=args.precision, calibration=args.calib,
                          options=options, shape=shape, check=not args.no_check,
-                         export=common.export_options_from_args(args), model=model, json_to=args.json)
+                         export=common.export_options_from_args(args), model=model, json_to=args.json,
+                         force=args.force)
         reports.append(build_report(result))
-    common.emit_json(reports[0] if len(reports) == 1 else reports, args.json, console)
+    common.emit_json(reports[0] if len(reports) == 1 else reports, args.json, console, force=args.force)
     return 0
 
 
@@ -93,13 +94,13 @@ def execute(console: Any, source: Any, target: Any, output: Path, *, json_to: st
         except BuildCheckFailed as failed:
             print_steps(console, failed.result)
             print_check(console, failed.report)
-            common.emit_json({**build_report(failed.result), "failed": failed.report.to_dict()}, json_to, console)
+            common.emit_json({**build_report(failed.result), "failed": failed.report.to_dict()}, json_to, console, force=build_args.get("force", False))
             hint = f" ({failure_hint})" if failure_hint else " (--no-check writes it anyway)"
             raise CheckFailed(f"{'INT8 check' if failed.report.dataset_drop else 'parity check'} failed "
                               f"({failed.report.failure()}); {failed.destination} was not written{hint}") from failed
         except BuildStopped as stopped:
             print_steps(console, stopped.result)
-            common.emit_json(build_report(stopped.result), json_to, console)
+            common.emit_json(build_report(stopped.result), json_to, console, force=build_args.get("force", False))
             raise
     print_steps(console, result)
     return result

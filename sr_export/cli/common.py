@@ -132,6 +132,7 @@ def add_output_argument(parser: argparse.ArgumentParser, help_text: str, *, defa
     (``--out-dir``, ``--out``) keep working, unlisted."""
     value_default = argparse.SUPPRESS if suppress_default else default
     parser.add_argument("-o", "--output", type=Path, default=value_default, metavar="PATH", help=help_text)
+    add_force_argument(parser)
     for name in old_names:
         parser.add_argument(name, dest="output", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
@@ -162,8 +163,9 @@ def warn(console: Console, message: str) -> None:
     console.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
 
 
-def emit_json(data: Any, destination: str | None, console: Console) -> None:
-    """Write ``data`` as JSON to a file (atomically) or to stdout for '-'."""
+def emit_json(data: Any, destination: str | None, console: Console, *, force: bool = False) -> None:
+    """Write ``data`` as JSON to a file (atomically) or to stdout for '-'; a file sr-export did not write is
+    replaced only with ``force``."""
     if destination is None:
         return
     from sr_export.core.io import _json_default, write_json_atomic
@@ -171,7 +173,7 @@ def emit_json(data: Any, destination: str | None, console: Console) -> None:
     if destination == "-":
         sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
     else:
-        write_json_atomic(destination, data)
+        write_json_atomic(destination, data, force=force)
         console.print(f"wrote {destination}")
 
 
@@ -179,6 +181,14 @@ def add_json_argument(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--json", nargs="?", const="-", metavar="PATH", help=f"write the {what} as JSON to PATH (stdout if no PATH)"
     )
+    add_force_argument(parser)
+
+
+def add_force_argument(parser: argparse.ArgumentParser) -> None:
+    """``--force``, on every command that writes files (added once, by whichever output option comes first)."""
+    if "--force" not in parser._option_string_actions:
+        parser.add_argument("--force", action="store_true",
+                            help="replace output files that sr-export did not write (never a device or a pipe)")
 
 
 def progress_bar(console: Console) -> Any:
@@ -198,6 +208,7 @@ def run(build_parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str]
     """
     try:
         args = build_parser().parse_args(argv)
+        check_named_outputs(args)
         return args.handler(args)
     except SystemExit:
         raise
@@ -208,6 +219,26 @@ def run(build_parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str]
             traceback.print_exception(shown)
         _print_error(message)
         return code
+
+
+# Options that name a file a command writes at its end: checked before any work.
+_REPORT_OPTIONS = ("json", "junit", "plot")
+
+
+def check_named_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, report files that must not be replaced, and an ``-o`` that is a device or pipe
+    (what ``-o`` must be, a file or a folder, each command checks where it knows)."""
+    from sr_export.core.provenance import check_output
+
+    force = bool(getattr(args, "force", False))
+    for name in _REPORT_OPTIONS:
+        value = getattr(args, name, None)
+        if value is not None and str(value) != "-":
+            check_output(Path(value), force=force)
+    output = getattr(args, "output", None)
+    if output is not None and Path(output).exists() and not (Path(output).is_dir() or Path(output).is_file()):
+        raise SrExportError(f"cannot write {output}: it is not a regular file (a device, pipe or socket); "
+                            "choose a file or folder path (-o)")
 
 
 def exit_status(exc: BaseException) -> tuple[int, str]:

@@ -70,7 +70,8 @@ def cmd_coreml(args: argparse.Namespace) -> int:
     output = args.output or Path(default_filename(model))
     result = build_cli.execute(console, model, "coreml", output, precision=args.precision,
                                options=options_from_args(args), shape=args.shape, check=not args.no_check,
-                               json_to=args.json, failure_hint="--fp32 computes in float32; --no-check writes it anyway")
+                               force=args.force, json_to=args.json,
+                               failure_hint="--fp32 computes in float32; --no-check writes it anyway")
     artifact, check = result.artifact, result.steps[-1].check
     for note in artifact.details.get("notes", ()):
         if note.startswith("converted with"):
@@ -81,5 +82,5 @@ def cmd_coreml(args: argparse.Namespace) -> int:
                               **{k: v for k, v in artifact.details.items() if k != "notes"}}
     if check is not None:
         report["parity"] = check.parity.to_dict()
-    common.emit_json(report, args.json, console)
+    common.emit_json(report, args.json, console, force=args.force)
     return 0

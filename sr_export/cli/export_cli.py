@@ -102,7 +102,7 @@ def cmd_onnx(args: argparse.Namespace) -> int:
         output, options, hint = args.output or Path(default_filename(model)), {}, ""
     result = build_cli.execute(console, model, "onnxruntime", output, precision="int8" if args.int8 else "fp32",
                                calibration=args.calib if args.int8 else None, options=options, shape=export.shape,
-                               check=not args.no_check, export=export, json_to=args.json, failure_hint=hint,
+                               check=not args.no_check, export=export, force=args.force, json_to=args.json, failure_hint=hint,
                                allow_calibration_overlap=getattr(args, "allow_calibration_overlap", False))
     artifact = result.artifact
     for note in artifact.metadata.notes:
@@ -114,7 +114,7 @@ def cmd_onnx(args: argparse.Namespace) -> int:
         report["parity"] = final.check.parity.to_dict()
     if args.int8:
         report.update(int8_cli.int8_report(args, artifact, final.check, result, console))
-    common.emit_json(report, args.json, console)
+    common.emit_json(report, args.json, console, force=args.force)
     return 0
 
 
@@ -135,7 +135,7 @@ def cmd_import_caffe(args: argparse.Namespace) -> int:
               f"matches the Caffe graph to {check.max_abs_diff:.2g} (tolerance {TOLERANCE:g}) on a "
               f"{check.input_hw[1]}x{check.input_hw[0]} input")
     out.print(f"wrote {output}")
-    common.emit_json(result.to_dict(), args.json, out)
+    common.emit_json(result.to_dict(), args.json, out, force=args.force)
     return 0
 
 
@@ -161,9 +161,9 @@ def cmd_check(args: argparse.Namespace) -> int:
                            runtime=args.runtime, threads=args.threads, tile_overlap=args.tile_overlap,
                            progress=lambda: progress.advance(task))
     build_cli.print_check(console, report)
-    common.emit_json(report.to_dict(), args.json, console)
+    common.emit_json(report.to_dict(), args.json, console, force=args.force)
     if args.junit:
-        report.parity.write_junit(args.junit)
+        report.parity.write_junit(args.junit, force=args.force)
         console.print(f"wrote {args.junit}")
     if not report.parity.passed:
         raise CheckFailed(f"parity check failed for {artifact.path} (worst PSNR {report.worst_psnr_db:.1f} dB)")
@@ -187,7 +187,7 @@ def cmd_runtimes(args: argparse.Namespace) -> int:
                       ", ".join(row.get("writes", [])), ", ".join(row.get("precisions", [])),
                       row.get("extra") or "-", row["status"])
     console.print(table)
-    common.emit_json(rows, args.json, console)
+    common.emit_json(rows, args.json, console, force=args.force)
     return 0
 
 
@@ -212,7 +212,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         table.add_row(row["name"], row["description"], ",".join(map(str, row["scales"])),
                       f"[0,{row['data_range']:g}]", row["color"].upper(), row["official_weights"])
     console.print(table)
-    common.emit_json(rows, args.json, console)
+    common.emit_json(rows, args.json, console, force=args.force)
     return 0
 
 
@@ -225,5 +225,5 @@ def cmd_info(args: argparse.Namespace) -> int:
         raise SrExportError(f"{args.artifact} carries no sr-export metadata (not exported by sr-export)")
     console = common.stderr_console() if args.json == "-" else common.stdout_console()
     console.print(metadata_table(args.artifact, metadata))
-    common.emit_json(metadata.to_dict(), args.json, console)
+    common.emit_json(metadata.to_dict(), args.json, console, force=args.force)
     return 0

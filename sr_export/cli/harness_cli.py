@@ -241,7 +241,7 @@ def cmd_history(args: argparse.Namespace) -> int:
                       f"{run.psnr_y:.2f}" if run.psnr_y is not None else "n/a", run.artifact_sha256[:10],
                       (run.git_commit or "")[:8])
     out.print(table)
-    common.emit_json([r.to_dict() for r in runs], args.json, out)
+    common.emit_json([r.to_dict() for r in runs], args.json, out, force=args.force)
     return 0
 
 
@@ -271,7 +271,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             out.print(f"{key} differs: {str(getattr(base, key))[:16]} -> {str(getattr(new, key))[:16]}")
     if not delta.sizes:
         common.warn(out, "the two runs share no input size")
-    common.emit_json(delta.to_dict(), args.json, out)
+    common.emit_json(delta.to_dict(), args.json, out, force=args.force)
     return 0
 
 
@@ -294,7 +294,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     for name in verdict.unmatched:
         common.warn(out, f"no baseline for {name}; not gated")
     common.emit_json({"passed": verdict.passed, "failures": list(verdict.failures),
-                      "deltas": [d.to_dict() for d in verdict.deltas]}, args.json, out)
+                      "deltas": [d.to_dict() for d in verdict.deltas]}, args.json, out, force=args.force)
     if not verdict.passed:
         for failure in verdict.failures[:-1]:
             out.print(f"[red]regression:[/red] {failure}")

@@ -170,7 +170,7 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
                                   title=f"{name}: INT8 sensitivity per {unit} ({recipe.name})", highlight=suggestion)
         out.print(f"wrote {chart}")
     out.print(f"wrote {int8_artifact.path}")
-    common.emit_json(report.to_dict(), args.json, out)
+    common.emit_json(report.to_dict(), args.json, out, force=args.force)
     return 0
 
 

@@ -75,14 +75,14 @@ def cmd_tflite(args: argparse.Namespace) -> int:
         try:
             result = build_cli.execute(console, model, PROFILE, output, precision=precision, options=options,
                                        shape=shape, check=not args.no_check,
-                                       allow_calibration_overlap=args.allow_calibration_overlap)
+                                       allow_calibration_overlap=args.allow_calibration_overlap, force=args.force)
         except CheckFailed as failed:
             reason = failed.__cause__.report.failure() if hasattr(failed.__cause__, "report") else str(failed)
             reports.append({"artifact": str(output), "failure": reason})
             failures.append(reason)
             continue
         reports.append(_report(result, int8 is not None, console))
-    common.emit_json(reports[0] if len(reports) == 1 else reports, args.json, console)
+    common.emit_json(reports[0] if len(reports) == 1 else reports, args.json, console, force=args.force)
     if failures:
         reasons = "; ".join(dict.fromkeys(failures))
         raise CheckFailed(f"{'INT8 check' if int8 else 'parity check'} failed for {len(failures)} of {len(reports)} "

@@ -99,11 +99,12 @@ def cmd_trt(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"onnx": str(args.source) if args.source else None, "settings": settings.to_dict()}
     try:
         result = build_cli.execute(console, source, target, output, precision=settings.precision, options=options,
-                                   export=common.export_options_from_args(args), model=model, json_to=None)
+                                   export=common.export_options_from_args(args), model=model, json_to=None,
+                                   force=args.force)
     except BuildStopped as stopped:
-        common.emit_json({**report, **_steps(stopped.result)}, args.json, console)
+        common.emit_json({**report, **_steps(stopped.result)}, args.json, console, force=args.force)
         raise
-    common.emit_json({**report, **_steps(result)}, args.json, console)
+    common.emit_json({**report, **_steps(result)}, args.json, console, force=args.force)
     return 0
 
 

@@ -20,11 +20,11 @@ from typing import Any
 
 from sr_export import __version__
 from sr_export.core.errors import SrExportError
-from sr_export.core.formats import CORE_FORMATS, ONNX_QDQ, canonical_format
+from sr_export.core.formats import CORE_FORMATS, EMBEDDED_METADATA_KEY, ONNX_QDQ, canonical_format
 from sr_export.core.io import content_sha256, write_json_atomic
 from sr_export.core.model_info import ModelInfo
 
-METADATA_KEY = "sr_export"
+METADATA_KEY = EMBEDDED_METADATA_KEY
 # INT8 QDQ details (flavour, recipe, float nodes) that quantisation adds to an ONNX file's metadata_props.
 INT8_METADATA_KEY = "sr_export_int8"
 SIDECAR_SUFFIX = ".json"

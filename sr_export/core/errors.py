@@ -33,6 +33,15 @@ class MissingDependencyError(SrExportError):
         self.extra = extra
 
 
+class WriteFailed(SrExportError):
+    """A file could not be written (disk full, file size limit, permissions); names the file."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"cannot write {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
 class RuntimeUnavailable(SrExportError):
     """The artifact was prepared, but its runtime (or the device it needs) is not on this machine.
 

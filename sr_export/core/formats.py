@@ -16,6 +16,9 @@ from pathlib import Path
 
 from sr_export.core.errors import SrExportError
 
+# Where formats that embed metadata (ONNX's metadata_props) keep sr-export's.
+EMBEDDED_METADATA_KEY = "sr_export"
+
 
 @dataclass(frozen=True)
 class Format:

@@ -10,17 +10,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sr_export.core.errors import SrExportError
+from sr_export.core.errors import SrExportError, WriteFailed
+from sr_export.core.provenance import check_output, record_written
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike[str], *, force: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
 
     The temporary file lives in the same folder so the final ``os.replace`` is
     atomic; on any exception it is removed and ``target`` is left untouched.
+    ``target`` is checked first (:func:`~sr_export.core.provenance.check_output`):
+    a file sr-export did not write is replaced only with ``force``, a device or
+    pipe never. A failed write (disk full, file size limit) names ``target``.
     """
     target = Path(target)
+    check_output(target, force=force)
     # Not tempfile.mkstemp: its files are private (0600); artifacts get the user's umask.
     tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
     try:
@@ -29,15 +34,21 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     except OSError as exc:
         raise SrExportError(f"cannot write {target}: {exc.strerror or exc}") from exc
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:
+            if exc.filename is not None and Path(exc.filename) != tmp:
+                raise
+            raise WriteFailed(target, exc.strerror or str(exc)) from exc
         os.replace(tmp, target)
+        record_written(target)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
 @contextlib.contextmanager
-def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_directory(target: str | os.PathLike[str], *, force: bool = False) -> Iterator[Path]:
     """Like :func:`atomic_path`, for artifacts that are folders (Core ML's ``.mlpackage``).
 
     Yields a path beside ``target`` (not yet created; same suffix, so tools
@@ -48,21 +59,24 @@ def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
     import shutil
 
     target = Path(target)
+    check_output(target, force=force, folder=True)
     tmp = target.parent / f".{target.stem}.{secrets.token_hex(4)}.tmp{target.suffix}"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SrExportError(f"cannot write {target}: {exc.strerror or exc}") from exc
-    if target.exists() and not target.is_dir():
-        raise SrExportError(f"cannot write {target}: a file of that name is in the way")
     old = target.parent / f".{target.stem}.{secrets.token_hex(4)}.old{target.suffix}"
     try:
-        yield tmp
+        try:
+            yield tmp
+        except OSError as exc:
+            raise WriteFailed(target, exc.strerror or str(exc)) from exc
         if not tmp.is_dir():
             raise SrExportError(f"nothing was written for {target}")
         if target.exists():
             os.replace(target, old)
         os.replace(tmp, target)
+        record_written(target)
     finally:
         for leftover in (tmp, old):
             if leftover.is_dir():
@@ -71,14 +85,15 @@ def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
                 leftover.unlink()
 
 
-def write_text_atomic(target: str | os.PathLike[str], text: str) -> Path:
-    with atomic_path(target) as tmp:
+def write_text_atomic(target: str | os.PathLike[str], text: str, *, force: bool = False) -> Path:
+    with atomic_path(target, force=force) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(target)
 
 
-def write_json_atomic(target: str | os.PathLike[str], data: Any) -> Path:
-    return write_text_atomic(target, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n")
+def write_json_atomic(target: str | os.PathLike[str], data: Any, *, force: bool = False) -> Path:
+    return write_text_atomic(target, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n",
+                             force=force)
 
 
 def _json_default(value: Any) -> Any:
