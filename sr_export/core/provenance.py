@@ -57,7 +57,7 @@ def check_output(target: str | os.PathLike[str], *, force: bool = False, folder:
         raise SrExportError(f"cannot write {path}: a file of that name is in the way (the output is a folder)")
     if force:
         return
-    if not os.access(path, os.W_OK):
+    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):  # mode bits, not access(): root may write anything
         raise SrExportError(f"cannot write {path}: it is read-only; make it writable, choose another path, "
                             "or pass --force to replace it")
     if not written_by_sr_export(path):

@@ -53,6 +53,10 @@ def read_toml_resource(name_or_path: str | Path, kind: str, *, what: str, named:
     name, the names there are (``known_as`` labels that list).
     """
     path = Path(name_or_path)
+    if path.suffix == ".toml" and path.is_dir():
+        raise SrExportError(f"{what} {path} is a folder, not a TOML file")
+    if path.suffix == ".toml" and path.exists() and not path.is_file():
+        raise SrExportError(f"{what} {path} is not a regular file (a device, pipe or socket); give a TOML file")
     if path.suffix == ".toml" and not path.is_file():
         raise SrExportError(f"{what} {path} does not exist")
     if path.suffix != ".toml":
@@ -63,6 +67,14 @@ def read_toml_resource(name_or_path: str | Path, kind: str, *, what: str, named:
                                 "(or a path to a .toml file)")
         path = available[str(name_or_path)]
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8")), path
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise SrExportError(f"cannot read {what} {path}: {exc}") from exc
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SrExportError(f"cannot read {what} {path}: not UTF-8 text (a binary file?); give a TOML file") from exc
+    except OSError as exc:
+        raise SrExportError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    if not text.strip():
+        raise SrExportError(f"{what} {path} is empty; write one like the bundled ones ({resource_dir(kind)})")
+    try:
+        return tomllib.loads(text), path
+    except tomllib.TOMLDecodeError as exc:
+        raise SrExportError(f"cannot read {what} {path}: not valid TOML ({exc})") from exc
