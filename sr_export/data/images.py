@@ -10,7 +10,7 @@ how each Pillow mode maps onto that:
   ``YCbCr``, ``CMYK``, ``LAB`` and ``HSV`` by Pillow's colour conversion
   (CMYK without colour management: R = (255 - C)(255 - K) / 255).
 - 16-bit grey (``I;16``, ``I;16B``, ``I;16L``, ``I;16N``, and the ``I`` that
-  Pillow before 10.3 makes of a 16-bit grey PNG): the full 0..65535 range
+  older Pillow releases make of a 16-bit grey PNG): the full 0..65535 range
   onto 0..255, ``round(v / 257)``; never clipped at 255.
 - 16-bit-per-channel colour PNG and TIFF: Pillow itself keeps only the high
   byte as it decodes (mode ``RGB``/``RGBA``), which is within 1 LSB of

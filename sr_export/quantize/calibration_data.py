@@ -123,15 +123,15 @@ class CalibrationImages:
 
     def warnings(self) -> list[str]:
         """One line per image that is skipped or read with a caveat."""
-        lines = [f"calibration image {header.describe()} is {self._lr_text(header)}smaller than recipe "
-                 f"{self.recipe.name}'s {self.recipe.patch_size} px patches; skipped" for header in self.too_small]
+        lines = [f"calibration image {header.describe()} is smaller than recipe {self.recipe.name}'s "
+                 f"{self.recipe.patch_size} px patches{self._lr_text(header)}; skipped" for header in self.too_small]
         lines += [f"calibration image {header.path.name}: {note}" for header in self.usable for note in header.notes]
         return lines
 
     def _lr_text(self, header: ImageHeader) -> str:
         if self.recipe.kind == "lr" or self.scale is None:
             return ""
-        return f"after x{self.scale} downscaling ({header.width // self.scale}x{header.height // self.scale}) "
+        return f" after x{self.scale} downscaling ({header.width // self.scale}x{header.height // self.scale})"
 
 
 def fits_patch(height: int, width: int, recipe: CalibrationRecipe, scale: int | None) -> bool:
