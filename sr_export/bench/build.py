@@ -116,10 +116,12 @@ def calibration_set(request: BuildRequest, runtime: Runtime, info: Any) -> Calib
         if runtime.name == "tensorrt":
             return None  # TensorRT builds INT8 from a QDQ ONNX given as the source
         recipe_name = "default"
-    from sr_export.quantize.calibration_data import CalibrationSet
+    from sr_export.quantize.calibration_data import CalibrationSet, check_calibration_images
     from sr_export.quantize.recipes import load_recipe
 
-    return CalibrationSet(load_recipe(recipe_name), info)
+    recipe = load_recipe(recipe_name)
+    check_calibration_images(recipe, info.scale)  # a bad image folder fails before the export, not after it
+    return CalibrationSet(recipe, info)
 
 
 def calibration_overlap(calibration: CalibrationSet | None, request: BuildRequest, scale: int) -> list[str]:

@@ -54,6 +54,6 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 
 def png_image(data: bytes) -> np.ndarray:
-    from PIL import Image
+    from sr_export.data.images import image_from_bytes
 
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    return image_from_bytes(data, "the report's sample PNG")

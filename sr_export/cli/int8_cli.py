@@ -33,10 +33,25 @@ def node_list(text: str) -> list[str]:
 
 
 def requested_recipe(args: argparse.Namespace) -> Any:
-    """The --calib recipe when --int8 was asked (None otherwise)."""
+    """The --calib recipe when --int8 was asked (None otherwise), its image folder checked."""
     from sr_export.quantize.recipes import load_recipe
 
-    return load_recipe(args.calib) if args.int8 else None
+    if not args.int8:
+        return None
+    recipe = load_recipe(args.calib)
+    check_recipe_images(recipe, args.scale, common.stderr_console())
+    return recipe
+
+
+def check_recipe_images(recipe: Any, scale: int | None, console: Any) -> None:
+    """A recipe's image folder checked from the headers, before the model is loaded or exported; skipped
+    images are warned about. ``scale`` None (not given) finds only images too small at every scale; the
+    build checks again at the model's scale."""
+    from sr_export.quantize.calibration_data import check_calibration_images
+
+    checked = check_calibration_images(recipe, scale)
+    for line in checked.warnings() if checked else []:
+        common.warn(console, line)
 
 
 def int8_report(args: argparse.Namespace, artifact: Any, check: Any, result: Any, console: Any) -> dict[str, Any]:
@@ -107,7 +122,7 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
     from sr_export.core.errors import SrExportError
     from sr_export.data.datasets import load_dataset
     from sr_export.export.onnx import save_export
-    from sr_export.quantize.calibration_data import check_no_overlap
+    from sr_export.quantize.calibration_data import check_calibration_images, check_no_overlap
     from sr_export.quantize.qdq import (
         artifact_statistics,
         int8_details,
@@ -121,9 +136,11 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
     console = common.stderr_console()
     if args.sensitivity_patches < 0 or args.runs < 0 or args.suggest < 0:
         raise SrExportError("--sensitivity-patches, --runs and --suggest must be >= 0")
+    recipe = load_recipe(args.calib)
+    check_recipe_images(recipe, args.scale, console)  # before the model is loaded and exported
     model = common.load_requested_model(args, console)
     info = model.info
-    recipe = load_recipe(args.calib)
+    check_calibration_images(recipe, info.scale)  # now at the model's own scale
     overlap = check_no_overlap(recipe, [args.dataset], info.scale, allow=args.allow_calibration_overlap)
     if overlap:
         common.warn(console, f"CALIBRATION OVERLAPS THE EVALUATION DATASET ({', '.join(overlap)}): "

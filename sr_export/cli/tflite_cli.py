@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from sr_export.cli import build_cli, common
+from sr_export.cli import build_cli, common, int8_cli
 from sr_export.core.errors import CheckFailed, SrExportError
 
 PROFILE = "tflite"  # the target profile builds go to; its first input size is the default shape
@@ -129,8 +129,9 @@ def _int8_options(args: argparse.Namespace) -> Any:
     from sr_export.quantize.recipes import DEFAULT_RECIPE, load_recipe
     from sr_export.runtimes.tflite.int8 import DEFAULT_IO, TfliteInt8Options
 
-    return TfliteInt8Options(load_recipe(args.calib or DEFAULT_RECIPE), io=args.int8_io or DEFAULT_IO,
-                             scheme=args.int8_scheme)
+    recipe = load_recipe(args.calib or DEFAULT_RECIPE)
+    int8_cli.check_recipe_images(recipe, args.scale, common.stderr_console())
+    return TfliteInt8Options(recipe, io=args.int8_io or DEFAULT_IO, scheme=args.int8_scheme)
 
 
 def _output_path(output: Path | None, model: Any, options: Any) -> Path:

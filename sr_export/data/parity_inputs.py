@@ -15,7 +15,15 @@ import numpy as np
 
 from sr_export.core.errors import SrExportError
 from sr_export.core.model_info import ModelInfo
-from sr_export.data.images import BUILTIN_IMAGES, builtin_image, center_crop, list_images, read_image
+from sr_export.data.images import (
+    BUILTIN_IMAGES,
+    builtin_image,
+    center_crop,
+    list_images,
+    no_images_message,
+    probe_image,
+    read_image,
+)
 from sr_export.data.matlab_resize import downscale, imresize
 from sr_export.data.tensors import image_to_batch
 
@@ -102,14 +110,17 @@ def folder_parity_inputs(
     """Each image in ``folder``, used as an LR input at its own size (a fixed-size artifact tiles it)."""
     paths = list_images(folder)
     if not paths:
-        raise SrExportError(f"no images (png, jpg, bmp, tif) in {folder}")
+        raise SrExportError(no_images_message(Path(folder)))
+    for path in paths:  # headers first: a bad file fails before any image is decoded
+        header = probe_image(path)
+        if header.min_side < info.min_input_size:
+            raise SrExportError(f"{path} is {header.width}x{header.height}, smaller than {info.name}'s minimum "
+                                f"input of {info.min_input_size} px; remove it or give a larger image")
     inputs = []
     for path in paths:
         image = read_image(path)
         height, width = min(image.shape[0], MAX_USER_SIDE), min(image.shape[1], MAX_USER_SIDE)
         crop = center_crop(image, height, width)
-        if min(crop.shape[:2]) < info.min_input_size:
-            raise SrExportError(f"{path.name} is smaller than {info.name}'s minimum input {info.min_input_size} px")
         tiled = static_hw is not None and (height, width) != tuple(static_hw)
         inputs.append(ParityInput(f"{path.stem}-{height}x{width}", image_to_batch(crop, info), tiled))
     return inputs

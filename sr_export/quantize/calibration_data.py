@@ -5,6 +5,13 @@ MATLAB-bicubic downscaling (or given LR images), cut into patches. It must
 never see the images the result is evaluated on, or the reported INT8 loss is
 flattering; a folder is compared with the evaluation dataset by pixel
 content, so a renamed or re-encoded copy is caught too.
+
+A recipe's folder is checked from the image headers before anything
+expensive (:func:`check_calibration_images`): a missing or empty folder, a
+file that is not a readable image, or no image large enough for a patch is
+one line naming the folder or file. An image too small for a patch while
+others are large enough is skipped, with a warning: the patches are random
+crops of whatever is large enough, so leaving it out changes nothing else.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import numpy as np
 
 from sr_export.core.errors import SrExportError
 from sr_export.core.model_info import ModelInfo
-from sr_export.data.images import list_images, mod_crop, read_image
+from sr_export.data.images import ImageHeader, list_images, mod_crop, no_images_message, probe_image, read_image
 from sr_export.data.matlab_resize import downscale
 from sr_export.data.tensors import image_to_batch
 from sr_export.quantize.recipes import CalibrationRecipe
@@ -105,6 +112,68 @@ class CalibrationSet:
         return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class CalibrationImages:
+    """A recipe's image folder as its headers describe it (no pixels decoded)."""
+
+    recipe: CalibrationRecipe
+    scale: int | None  # None: the model's scale is not known yet (only sure misfits are found)
+    usable: tuple[ImageHeader, ...]
+    too_small: tuple[ImageHeader, ...]
+
+    def warnings(self) -> list[str]:
+        """One line per image that is skipped or read with a caveat."""
+        lines = [f"calibration image {header.describe()} is smaller than recipe {self.recipe.name}'s "
+                 f"{self.recipe.patch_size} px patches{self._lr_text(header)}; skipped" for header in self.too_small]
+        lines += [f"calibration image {header.path.name}: {note}" for header in self.usable for note in header.notes]
+        return lines
+
+    def _lr_text(self, header: ImageHeader) -> str:
+        if self.recipe.kind == "lr" or self.scale is None:
+            return ""
+        return f" after x{self.scale} downscaling ({header.width // self.scale}x{header.height // self.scale})"
+
+
+def fits_patch(height: int, width: int, recipe: CalibrationRecipe, scale: int | None) -> bool:
+    """Whether an image of this size yields a patch: its LR version (``side // scale`` for HR images) holds one.
+
+    With ``scale`` unknown, only images too small at every scale fail.
+    """
+    divisor = scale if recipe.kind == "hr" and scale else 1
+    return min(height // divisor, width // divisor) >= recipe.patch_size
+
+
+def check_calibration_images(recipe: CalibrationRecipe, scale: int | None = None) -> CalibrationImages | None:
+    """Check a recipe's folder before any export or decoding: every file's header, every image's size.
+
+    None for the built-in photos. Raises, naming the folder or file, when the
+    folder is missing or empty, a file is not a readable image, or no image
+    is large enough for one patch; images too small while others fit are
+    returned in ``too_small`` (skipped, see :meth:`CalibrationImages.warnings`).
+    """
+    folder = recipe.images_path()
+    if folder is None:
+        return None
+    where = f" (recipe {recipe.source or recipe.name})"
+    if not folder.is_dir():
+        state = "is not a folder" if folder.exists() else "not found"
+        raise SrExportError(f"calibration image folder {state}: {folder}{where}")
+    paths = list_images(folder)
+    if not paths:
+        raise SrExportError(no_images_message(folder, "calibration images") + where)
+    headers = [probe_image(path) for path in paths]
+    usable = tuple(h for h in headers if fits_patch(h.height, h.width, recipe, scale))
+    too_small = tuple(h for h in headers if h not in usable)
+    if not usable:
+        largest = max(headers, key=lambda h: h.min_side)
+        after = f" after x{scale} downscaling" if recipe.kind == "hr" and scale else ""
+        raise SrExportError(
+            f"no image in calibration folder {folder} is large enough for {recipe.patch_size}x{recipe.patch_size} "
+            f"px patches{after} (largest: {largest.describe()}){where}; use larger images or lower patches.size"
+        )
+    return CalibrationImages(recipe, scale, usable, too_small)
+
+
 def _folder_fingerprint(folder: Path | None) -> list[Any] | None:
     """Names, sizes and modification times of a calibration folder's images: changed images, new key."""
     if folder is None or not folder.is_dir():
@@ -135,12 +204,14 @@ def source_images(recipe: CalibrationRecipe) -> list[tuple[str, np.ndarray]]:
         raise SrExportError(f"calibration image folder not found: {folder} (recipe {recipe.name})")
     paths = list_images(folder)
     if not paths:
-        raise SrExportError(f"no images (png, jpg, bmp, tif) in calibration folder {folder}")
+        raise SrExportError(no_images_message(folder, "calibration images") + f" (recipe {recipe.name})")
     return [(p.name, read_image(p)) for p in paths]
 
 
 def lr_images(recipe: CalibrationRecipe, scale: int) -> list[tuple[str, np.ndarray]]:
-    images = source_images(recipe)
+    """The recipe's LR images that hold a patch (smaller ones could not give one, and may downscale to nothing)."""
+    images = [(name, image) for name, image in source_images(recipe)
+              if fits_patch(image.shape[0], image.shape[1], recipe, scale)]
     if recipe.kind == "lr":
         return images
     return [(name, downscale(mod_crop(image, scale), scale)) for name, image in images]

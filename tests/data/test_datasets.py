@@ -55,3 +55,25 @@ def test_missing_or_empty_folders_are_one_line_errors(tmp_path: Path) -> None:
         load_dataset(tmp_path / "nope", 2)
     with pytest.raises(SrExportError, match="no HR images"):
         load_dataset(tmp_path, 2)
+
+
+@pytest.mark.parametrize("scale", [1, 2, 3, 4])
+def test_hr_images_too_small_to_score_are_refused_by_name_at_the_exact_bound(scale: int, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from sr_export.bench.metrics import score
+    from sr_export.data.datasets import min_hr_side
+
+    side = min_hr_side(scale)
+    rng = np.random.default_rng(scale)
+    Image.fromarray(rng.integers(0, 256, (side, side + 5, 3), dtype=np.uint8)).save(tmp_path / "fits.png")
+    (pair,) = load_dataset(tmp_path, scale)
+    score(pair.hr, pair.hr, scale)  # the smallest image accepted can be scored
+    smaller = rng.integers(0, 256, (side - 1, side + 5, 3), dtype=np.uint8)
+    with pytest.raises(ValueError):  # and one pixel less cannot: the bound is exact
+        cropped = smaller[: (side - 1) // scale * scale, : (side + 5) // scale * scale]
+        score(cropped, cropped, scale)
+    Image.fromarray(smaller).save(tmp_path / "short.png")
+    with pytest.raises(SrExportError, match=rf"HR image .*short.png is {side + 5}x{side - 1}; scoring at x{scale} "
+                       rf"needs at least {side}x{side}"):
+        load_dataset(tmp_path, scale)
