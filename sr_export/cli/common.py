@@ -236,7 +236,11 @@ def check_named_outputs(args: argparse.Namespace) -> None:
         if value is not None and str(value) != "-":
             check_output(Path(value), force=force)
     output = getattr(args, "output", None)
-    if output is not None and Path(output).exists() and not (Path(output).is_dir() or Path(output).is_file()):
+    if output is None or not Path(output).exists():
+        return
+    if Path(output).is_file():  # a file the command would replace (or must not write into)
+        check_output(Path(output), force=force)
+    elif not Path(output).is_dir():
         raise SrExportError(f"cannot write {output}: it is not a regular file (a device, pipe or socket); "
                             "choose a file or folder path (-o)")
 
