@@ -171,15 +171,33 @@ def _stream(args: Sequence[str], progress: Progress | None, timeout: float, *, w
             elif line.strip():
                 other_lines.append(line.strip())
 
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
+    chunks: list[str] = []
+
+    def read_stdout() -> None:
+        assert proc.stdout is not None
+        chunks.append(proc.stdout.read())
+
+    # Each pipe has exactly one reader: communicate() would read stderr too, racing read_stderr for the
+    # progress lines and for the last line that says why a run stopped.
+    readers = [threading.Thread(target=read, daemon=True) for read in (read_stderr, read_stdout)]
+    for reader in readers:
+        reader.start()
     try:
-        stdout, _ = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         proc.kill()
-        proc.communicate()
+        proc.wait()
         raise DeviceError(f"the run on {where} did not finish within {timeout:.0f} s (bench.timeout_s)") from exc
-    reader.join(timeout=5)
+    finally:
+        if proc.poll() is None:  # Ctrl-C or another error while waiting: do not leave the run behind
+            proc.kill()
+            proc.wait()
+        for reader in readers:
+            reader.join(timeout=5)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None and not any(r.is_alive() for r in readers):
+                pipe.close()
+    stdout = "".join(chunks)
     lines = [line for line in stdout.splitlines() if line.strip()]
     result: dict[str, Any] | None = None
     if lines:
