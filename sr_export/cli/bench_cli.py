@@ -256,7 +256,6 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
     console, out = common.stderr_console(), common.stdout_console()
     plan = harness_cli.plan_from_args(args)
-    args.output.mkdir(parents=True, exist_ok=True)
     rows_by_target = harness_cli.run_plan(plan, args, console)
     failed = []
     for profile, rows in rows_by_target:

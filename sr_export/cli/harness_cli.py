@@ -144,11 +144,14 @@ def run_plan(plan: Plan, args: argparse.Namespace, console: Any) -> list[tuple[A
                 rows.append(row)
                 progress.advance(task)
 
+    from sr_export.bench.history import check_history, default_db_path
     from sr_export.bench.remote import preflight
     from sr_export.bench.suite import device_runtime
 
     for profile in plan.profiles:
         device_runtime(profile)
+    if not args.no_history:
+        check_history(args.db or default_db_path(), write=True)  # before any work; creates nothing yet
     for group in groups.values():
         with console.status(f"checking {group[0].access.host}"):
             preflight(group[0].access)
@@ -161,8 +164,6 @@ def run_plan(plan: Plan, args: argparse.Namespace, console: Any) -> list[tuple[A
                 for future in [pool.submit(run_group, group, progress) for group in groups.values()]:
                     future.result()
     if not args.no_history:
-        from sr_export.bench.history import default_db_path
-
         console.print(f"stored {sum(len(r) for r in results.values())} run(s) in {args.db or default_db_path()} "
                       f"(sr-bench history)")
     return [(p, results.get(p.name, [])) for p in plan.profiles]
