@@ -137,6 +137,31 @@ def preflight(access: DeviceAccess) -> None:
         raise DeviceError(f"{device.label} has no '{access.python}' on its PATH (device.python in the profile)")
 
 
+def device_identity(access: DeviceAccess) -> str:
+    """The device a profile reaches, as ``user@host:port`` once ssh has applied its configuration.
+
+    ``ssh -G`` prints that configuration and connects nowhere, so two aliases of one board come out as
+    one device and two ports on one address as two. Where ssh cannot say, the profile's own fields do.
+    """
+    if not access.is_remote:
+        return "this machine"
+    args = SshDevice(access).ssh_args("")[:-1]  # every option and the host, no remote command
+    settings: dict[str, str] = {}
+    try:
+        done = subprocess.run([args[0], "-G", *args[1:]], stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=15, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        done = None
+    if done is not None and done.returncode == 0:
+        for line in done.stdout.splitlines():
+            key, _, value = line.partition(" ")
+            settings.setdefault(key.lower(), value.strip())
+    host = settings.get("hostname") or access.host
+    port = settings.get("port") or access.port or 22
+    user = settings.get("user") or access.user
+    return f"{user + '@' if user else ''}{host}:{port}"
+
+
 def remote_path(path: str) -> str:
     """``path`` quoted for a POSIX shell; a leading ``~/`` still means the remote home folder."""
     if path.startswith("~/"):

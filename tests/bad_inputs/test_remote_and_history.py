@@ -1,12 +1,20 @@
-"""Bad input for the results history: ``--db`` files that are not sr-bench's history.
+"""Bad input for remote devices and the results history: devices that cannot be reached or drop out
+mid-run, and ``--db`` files that are not sr-bench's history.
 
 Refusals are one ``error:`` line with exit 2, come before any work, and leave nothing behind: no output
-folder, no history file, and the ``--db`` file the user gave exactly as it was (bytes and mtime).
+folder, no history file, and the ``--db`` file the user gave exactly as it was (bytes and mtime). The
+devices are real sshd instances on 127.0.0.1 (tests/sshd_server.py), nothing mocked.
 """
 
 from __future__ import annotations
 
+import datetime
+import getpass
+import json
+import shutil
 import sqlite3
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -201,3 +209,130 @@ def test_a_new_history_is_made_whole_even_when_runs_race_to_make_it(tmp_path: Pa
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 8
     assert sorted(p.name for p in db.parent.iterdir()) == ["history.sqlite"]  # no scratch copy left
+
+
+# --- devices that cannot be reached or drop out ----------------------------------------------------------
+
+
+def _needs_ssh() -> None:
+    if shutil.which("ssh") is None:
+        pytest.skip("the OpenSSH client is not installed (install openssh-client)")
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:  # bound, never listening: connecting is refused at once
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def device_profile(folder: Path, name: str, *, port: int, key: Path | None = None, known_hosts: Path | None = None,
+                   runs: int = 20, timeout_s: int = 120) -> Path:
+    """A profile that reaches its device by address and port (not an ssh alias), with its own key."""
+    device = folder / f"device-{name}"
+    device.mkdir(parents=True, exist_ok=True)
+    client = folder / f"{name}.ssh_config"
+    client.write_text(f"Host *\n  StrictHostKeyChecking no\n  UserKnownHostsFile {known_hosts or '/dev/null'}\n"
+                      "  LogLevel ERROR\n")
+    lines = [f'name = "{name}"', 'backend = "onnxruntime"', "[runtime]", "threads = 1",
+             "[bench]", 'input_sizes = ["16x16"]', "warmup = 1", f"runs = {runs}", f"timeout_s = {timeout_s}",
+             "[device]", 'kind = "ssh"', 'host = "127.0.0.1"', f"port = {port}",
+             f"user = {json.dumps(getpass.getuser())}", f"ssh_config = {json.dumps(str(client))}",
+             f"workdir = {json.dumps(str(device))}", f"python = {json.dumps(sys.executable)}", "connect_timeout_s = 5"]
+    if key is not None:
+        lines.append(f"key = {json.dumps(str(key))}")
+    path = folder / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def server_profile(folder: Path, name: str, server, **kwargs: object) -> Path:
+    return device_profile(folder, name, port=server.port, key=server.key,
+                          known_hosts=server.folder / "known_hosts", **kwargs)
+
+
+def test_an_unreachable_device_leaves_no_output_folder_and_no_history(
+    sr_bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _needs_ssh()
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # where the default history would go
+    profile = device_profile(tmp_path, "gone", port=closed_port())
+    result = sr_bench("--target", profile, *MATRIX)  # default output folder and default history
+    assert result.code == 2
+    line = result.error()
+    assert "target 'gone': reaching the device on" in line and "ssh could not connect" in line
+    assert list(work.iterdir()) == []  # no ./sr-bench-out
+    assert not (tmp_path / "data").exists()  # no history, not even its folder
+
+
+def test_every_unreachable_device_is_named_on_its_own_line(sr_bench, tmp_path: Path) -> None:
+    _needs_ssh()
+    first = device_profile(tmp_path, "first", port=closed_port())
+    second = device_profile(tmp_path, "second", port=closed_port())
+    out, db = tmp_path / "out", tmp_path / "h.sqlite"
+    result = sr_bench("--targets", f"{first},{second}", *MATRIX, "--db", db, "-o", out)
+    assert result.code == 2
+    lost = [line for line in result.err.splitlines() if line.startswith("device lost: ")]
+    assert len(lost) == 1 and "target 'first': reaching the device" in lost[0]
+    assert "target 'second': reaching the device" in result.error()
+    assert not out.exists() and not db.exists()
+
+
+def test_two_devices_are_timed_in_parallel(sr_bench, ssh_server, second_ssh_server, tmp_path: Path) -> None:
+    # Both devices live on 127.0.0.1 and differ only in port and key: still two devices.
+    first = server_profile(tmp_path, "first", ssh_server)
+    second = server_profile(tmp_path, "second", second_ssh_server)
+    db = tmp_path / "history.sqlite"
+    result = sr_bench("--targets", f"{first},{second}", *MATRIX, "--db", db, "-o", tmp_path / "out")
+    assert result.code == 0, result.err
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("SELECT target, conditions FROM runs ORDER BY target").fetchall()
+    assert [target for target, _ in rows] == ["first", "second"]
+    spans = {}
+    for target, conditions in rows:
+        run = json.loads(conditions)["device_run"]
+        spans[target] = (datetime.datetime.fromisoformat(run["started"]),
+                         datetime.datetime.fromisoformat(run["finished"]))
+    assert max(start for start, _ in spans.values()) < min(end for _, end in spans.values()), spans
+
+
+def test_a_device_dropped_mid_run_loses_only_its_own_runs(
+    sr_bench, ssh_server, doomed_ssh_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where sr-bench's local scratch folders go
+    steady = server_profile(tmp_path, "steady", ssh_server)
+    doomed = server_profile(tmp_path, "doomed", doomed_ssh_server, runs=1_000_000, timeout_s=120)
+    doomed_device = tmp_path / "device-doomed"
+
+    def kill_once_timing() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if any(doomed_device.glob("run-*/espcn*.onnx")):
+                time.sleep(1.5)  # the runner has started timing
+                doomed_ssh_server.kill()
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_once_timing)
+    killer.start()
+    db, out = tmp_path / "history.sqlite", tmp_path / "out"
+    result = sr_bench("--targets", f"{steady},{doomed}", *MATRIX, "--db", db, "-o", out)
+    killer.join()
+    assert result.code == 2
+    line = result.error()
+    assert f"device {getpass.getuser()}@127.0.0.1:{doomed_ssh_server.port} (target 'doomed') dropped out" in line
+    assert "lost the connection" in line and "1 run(s) on it not stored" in line
+    assert "steady" in result.out  # the other device's table is still shown
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert connection.execute("SELECT target FROM runs").fetchall() == [("steady",)]
+    assert (out / "matrix-steady.json").is_file() and not (out / "matrix-doomed.json").exists()
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no scratch file
+    assert not list(scratch.glob("sr-bench-*"))  # every local job folder was removed
+    assert not list((tmp_path / "device-steady").iterdir())  # the steady device was cleaned up too
