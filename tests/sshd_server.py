@@ -138,6 +138,14 @@ def ssh_server(tmp_path_factory: pytest.TempPathFactory):
     server.kill()
 
 
+@pytest.fixture(scope="session")
+def second_ssh_server(tmp_path_factory: pytest.TempPathFactory):
+    """Another sshd on 127.0.0.1, with its own port, host key and client key: a second device."""
+    server = _server_or_skip(tmp_path_factory.mktemp("sshd2"), alias="sr-device-2")
+    yield server
+    server.kill()
+
+
 @pytest.fixture
 def doomed_ssh_server(tmp_path: Path):
     """An sshd of its own, for a test that kills it mid-run."""

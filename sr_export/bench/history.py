@@ -174,24 +174,135 @@ class History:
 
 @contextmanager
 def open_history(path: Path | None = None, *, create: bool = True) -> Iterator[History]:
+    """The history at ``path`` (default: the user's); ``create=False`` opens it read-only, for commands that
+    only read.
+
+    A file that is not sr-export's history is refused (:func:`check_history`) and never written to: no
+    table is added to somebody else's database. A new history is created whole, under its final name in
+    one step, so a parallel run never sees it half made.
+    """
     path = Path(path) if path is not None else default_db_path()
-    if not create and not path.is_file():
-        raise SrExportError(f"no results history at {path} yet; run sr-bench first (or pass --db)")
+    check_history(path, write=create)
+    if create and not path.exists():
+        _create(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(path, timeout=30)
+        connection = sqlite3.connect(path, timeout=30) if create else _connect_read_only(path)
     except (OSError, sqlite3.Error) as exc:
         raise SrExportError(f"cannot open the results history {path}: {exc}") from exc
     connection.row_factory = sqlite3.Row
     try:
-        try:
-            connection.executescript(_SCHEMA)
-            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except sqlite3.DatabaseError as exc:
-            raise SrExportError(f"{path} is not a sr-bench history (SQLite said: {exc})") from exc
         yield History(connection, path)
     finally:
         connection.close()
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_COLUMNS = frozenset(RunRecord.__dataclass_fields__)  # the runs table holds one column per field
+_USE_ANOTHER = "pass the history file sr-bench wrote, or a path that does not exist yet, with --db"
+
+
+def check_history(path: Path, *, write: bool) -> None:
+    """Refuse, before any work and without changing it, a ``--db`` that is not a history sr-bench can use.
+
+    ``write``: a run is about to store records there, so the file may also not exist yet (its folder must
+    then be creatable) but must be writable. Every refusal is one line naming the file.
+    """
+    if path.is_dir():
+        raise SrExportError(f"{path} is a folder, not a sr-bench history; pass the history file itself with --db")
+    if not path.exists():
+        if not write:
+            raise SrExportError(f"no results history at {path} yet; run sr-bench first (or pass --db)")
+        _check_creatable(path)
+        return
+    if not path.is_file():
+        raise SrExportError(f"{path} is not a sr-bench history (not a regular file); {_USE_ANOTHER}")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise SrExportError(f"cannot read the results history {path}: {exc.strerror or exc}") from exc
+    if not head:
+        raise SrExportError(f"{path} is not a sr-bench history (the file is empty); {_USE_ANOTHER}")
+    if head != _SQLITE_MAGIC:
+        raise SrExportError(f"{path} is not a sr-bench history (not an SQLite file); {_USE_ANOTHER}")
+    try:
+        connection = _connect_read_only(path)
+        try:
+            version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+            columns = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+            # A damaged page would otherwise surface halfway through a listing or a stored run.
+            damage = connection.execute("PRAGMA quick_check(1)").fetchone()[0]
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise SrExportError(f"{path} is not a sr-bench history (SQLite said: {exc}); {_USE_ANOTHER}") from exc
+    if damage != "ok":
+        raise SrExportError(f"{path} is not a sr-bench history (SQLite said: {damage}); {_USE_ANOTHER}")
+    if version > SCHEMA_VERSION:
+        raise SrExportError(f"{path} was written by a newer sr-export (history schema {version}; this version reads "
+                            f"schema {SCHEMA_VERSION}); upgrade sr-export, or pass another --db")
+    if version != SCHEMA_VERSION or not _COLUMNS <= columns:
+        raise SrExportError(f"{path} is not a sr-bench history (an SQLite database without sr-bench's runs table); "
+                            f"{_USE_ANOTHER}")
+    if write:
+        _check_writable(path)
+
+
+def _check_writable(path: Path) -> None:
+    # No write bit at all: the user protected the file; that holds even for root, whom os.access lets through.
+    if not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222:
+        raise SrExportError(f"the results history {path} is read-only; make it writable, pass another --db, "
+                            "or run with --no-history")
+    if not os.access(path.parent, os.W_OK | os.X_OK):  # SQLite writes its journal beside the file
+        raise SrExportError(f"the folder of the results history {path} is read-only (SQLite keeps its journal "
+                            "there); pass another --db, or run with --no-history")
+
+
+def _check_creatable(path: Path) -> None:
+    """A new history can be made at ``path``: its nearest existing ancestor is a writable folder."""
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise SrExportError(f"cannot create the results history {path}: {ancestor} is not a folder; pass another --db")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise SrExportError(f"cannot create the results history {path}: {ancestor} is not writable; "
+                            "pass another --db, or run with --no-history")
+
+
+def _create(path: Path) -> None:
+    """Make an empty history beside ``path``, then link it in; a history another run linked first wins."""
+    import secrets
+
+    scratch = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(scratch)
+        try:
+            connection.executescript(_SCHEMA)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            connection.commit()
+        finally:
+            connection.close()
+        try:
+            os.link(scratch, path)  # unlike a rename, never replaces a file that appeared meanwhile
+        except FileExistsError:
+            check_history(path, write=True)
+        except OSError:  # a file system without hard links: rename, only if the name is still free
+            if path.exists():
+                check_history(path, write=True)
+            else:
+                os.replace(scratch, path)
+    except (OSError, sqlite3.Error) as exc:
+        raise SrExportError(f"cannot create the results history {path}: {exc}") from exc
+    finally:
+        scratch.unlink(missing_ok=True)
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    from urllib.parse import quote
+
+    return sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=30)
 
 
 def _record(row: sqlite3.Row) -> RunRecord:

@@ -137,6 +137,31 @@ def preflight(access: DeviceAccess) -> None:
         raise DeviceError(f"{device.label} has no '{access.python}' on its PATH (device.python in the profile)")
 
 
+def device_identity(access: DeviceAccess) -> str:
+    """The device a profile reaches, as ``user@host:port`` once ssh has applied its configuration.
+
+    ``ssh -G`` prints that configuration and connects nowhere, so two aliases of one board come out as
+    one device and two ports on one address as two. Where ssh cannot say, the profile's own fields do.
+    """
+    if not access.is_remote:
+        return "this machine"
+    args = SshDevice(access).ssh_args("")[:-1]  # every option and the host, no remote command
+    settings: dict[str, str] = {}
+    try:
+        done = subprocess.run([args[0], "-G", *args[1:]], stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=15, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        done = None
+    if done is not None and done.returncode == 0:
+        for line in done.stdout.splitlines():
+            key, _, value = line.partition(" ")
+            settings.setdefault(key.lower(), value.strip())
+    host = settings.get("hostname") or access.host
+    port = settings.get("port") or access.port or 22
+    user = settings.get("user") or access.user
+    return f"{user + '@' if user else ''}{host}:{port}"
+
+
 def remote_path(path: str) -> str:
     """``path`` quoted for a POSIX shell; a leading ``~/`` still means the remote home folder."""
     if path.startswith("~/"):
@@ -171,15 +196,33 @@ def _stream(args: Sequence[str], progress: Progress | None, timeout: float, *, w
             elif line.strip():
                 other_lines.append(line.strip())
 
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
+    chunks: list[str] = []
+
+    def read_stdout() -> None:
+        assert proc.stdout is not None
+        chunks.append(proc.stdout.read())
+
+    # Each pipe has exactly one reader: communicate() would read stderr too, racing read_stderr for the
+    # progress lines and for the last line that says why a run stopped.
+    readers = [threading.Thread(target=read, daemon=True) for read in (read_stderr, read_stdout)]
+    for reader in readers:
+        reader.start()
     try:
-        stdout, _ = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         proc.kill()
-        proc.communicate()
+        proc.wait()
         raise DeviceError(f"the run on {where} did not finish within {timeout:.0f} s (bench.timeout_s)") from exc
-    reader.join(timeout=5)
+    finally:
+        if proc.poll() is None:  # Ctrl-C or another error while waiting: do not leave the run behind
+            proc.kill()
+            proc.wait()
+        for reader in readers:
+            reader.join(timeout=5)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None and not any(r.is_alive() for r in readers):
+                pipe.close()
+    stdout = "".join(chunks)
     lines = [line for line in stdout.splitlines() if line.strip()]
     result: dict[str, Any] | None = None
     if lines:

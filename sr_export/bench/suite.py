@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,25 @@ def tool_git_commit() -> str | None:
     return done.stdout.strip() or None
 
 
+def _now() -> str:
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+@contextmanager
+def _released(lock: Any) -> Iterator[None]:
+    """Let go of ``lock`` (held by the caller) for the duration; take it back after."""
+    if lock is None:
+        yield
+        return
+    lock.release()
+    try:
+        yield
+    finally:
+        lock.acquire()
+
+
 def _sha256(path: Path) -> str:
     from sr_export.core.io import content_sha256
 
@@ -219,6 +239,7 @@ def run_model(
     exporter: str = "auto",
     batch: str = "",
     cache: dict[Any, Any] | None = None,
+    local_work: Any = None,
 ) -> SuiteRow:
     """The whole pipeline for one model on one target; ``step`` is told what is happening now.
 
@@ -230,6 +251,8 @@ def run_model(
     and remote numbers come from the same code. PyTorch eager is timed
     alongside only for local targets, where the ratio means something.
     ``cache`` carries models, exports and checks between the targets of one matrix run.
+    ``local_work``: a lock the caller holds for this machine's share of the work; it is let go while the
+    device times, so several devices time at once.
     """
     import datetime
 
@@ -301,8 +324,11 @@ def run_model(
 
     where = profile.access.host if profile.access.is_remote else "this machine"
     job, files = device_job(profile, [b.artifact for b in built], timing)
-    result = run_on_device(profile.access, files, job, timeout=profile.timeout_s,
-                           progress=lambda text: step(f"{label} on {where}: {text}"))
+    started = _now()
+    with _released(local_work):
+        result = run_on_device(profile.access, files, job, timeout=profile.timeout_s,
+                               progress=lambda text: step(f"{label} on {where}: {text}"))
+    finished = _now()
 
     first_size = timing.sizes[0]
     target_ms = result["sizes"][0]["inference"]["median_ms"]
@@ -323,6 +349,7 @@ def run_model(
                 "notes": profile.notes},
         conditions={**result["conditions"], "timed_by": "device_runner.py", "where": where,
                     "artifacts": [f.name for f in files], "options": options_dict(options),
+                    "device_run": {"started": started, "finished": finished, "clock": "this machine, UTC"},
                     "quality_measured_on": "this machine, same artifact" if quality else None,
                     "end_to_end": "uint8 frame -> float batch -> infer -> clamp, round, uint8 frame"},
         sizes=result["sizes"], weights_sha256=model.weights_sha256, git_commit=tool_git_commit(),

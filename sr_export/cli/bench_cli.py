@@ -251,15 +251,30 @@ class PerSize:
         return output
 
 def cmd_suite(args: argparse.Namespace) -> int:
+    console, out = common.stderr_console(), common.stdout_console()
+    plan = harness_cli.plan_from_args(args)
+    # The output folder is made by the first file written into it, and removed again if nothing was.
+    with harness_cli.removed_if_left_empty(args.output):
+        outcome = harness_cli.run_plan(plan, args, console)
+        failed = _write_suite_results(plan, outcome.rows, args.output, out)
+    if outcome.lost:
+        if failed:
+            common.warn(console, f"parity failed for {', '.join(failed)}")
+        harness_cli.report_lost([lost.line() for lost in outcome.lost], console)
+    if failed:
+        raise CheckFailed(f"parity failed for {', '.join(failed)}")
+    return 0
+
+
+def _write_suite_results(plan: Any, rows_by_target: list[tuple[Any, list[Any]]], folder: Path, out: Any) -> list[str]:
+    """Print each target's table and write its JSON and chart; returns the runs whose parity failed."""
     from sr_export.bench.plots import latency_chart
     from sr_export.core.io import write_json_atomic
 
-    console, out = common.stderr_console(), common.stdout_console()
-    plan = harness_cli.plan_from_args(args)
-    args.output.mkdir(parents=True, exist_ok=True)
-    rows_by_target = harness_cli.run_plan(plan, args, console)
     failed = []
     for profile, rows in rows_by_target:
+        if not rows:  # its device dropped out before any run finished
+            continue
         suite = plan.suite
         timing = suite.timing(profile)
         out.print(harness_cli.suite_table(suite, profile, rows))
@@ -273,17 +288,15 @@ def cmd_suite(args: argparse.Namespace) -> int:
             "environment": harness_cli.local_environment(),
             "rows": [_row_dict(row) for row in rows],
         }
-        json_path = write_json_atomic(args.output / f"{stem}.json", results)
+        json_path = write_json_atomic(folder / f"{stem}.json", results)
         label = harness_cli.target_label(profile)
         series = {name: [r.speed[name]["median_ms"] if name in r.speed else 0.0 for r in rows]
                   for name in ("pytorch", label) if any(name in r.speed for r in rows)}
-        chart = latency_chart([f"{r.model} x{r.scale}" for r in rows], series, args.output / f"{stem}-latency.png",
+        chart = latency_chart([f"{r.model} x{r.scale}" for r in rows], series, folder / f"{stem}-latency.png",
                               title=f"median latency, LR {size[0]}x{size[1]}, {profile.name}")
         out.print(f"wrote {json_path} and {chart}")
         failed += [f"{r.model} x{r.scale} on {profile.name}" for r in rows if r.parity_passed is False]
-    if failed:
-        raise CheckFailed(f"parity failed for {', '.join(failed)}")
-    return 0
+    return failed
 
 
 def _row_dict(row: Any) -> dict[str, Any]:

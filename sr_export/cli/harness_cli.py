@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -110,62 +112,163 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     return Plan(suite, profiles)
 
 
-def run_plan(plan: Plan, args: argparse.Namespace, console: Any) -> list[tuple[Any, list[Any]]]:
-    """Every model on every target; runs on different SSH hosts go in parallel, everything else in turn.
+@dataclass(frozen=True)
+class LostDevice:
+    """A device that dropped out of a matrix run (unreachable, cut off, timed out): the runs it still had
+    were skipped; every other device's runs went on and were stored."""
 
-    Each finished run is stored at once (its own transaction), so runs done
-    before a failure are kept and the failed one leaves no trace.
+    device: str  # user@host:port, as ssh resolves the profile
+    targets: tuple[str, ...]
+    reason: str  # the DeviceError's one line
+    skipped: int  # runs (model x target) it did not finish
+
+    def line(self) -> str:
+        names = ", ".join(f"'{t}'" for t in self.targets)
+        return (f"device {self.device} (target {names}) dropped out: {self.reason}; "
+                f"{self.skipped} run(s) on it not stored")
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    rows: list[tuple[Any, list[Any]]]  # (profile, finished rows) for every profile, in the order given
+    lost: list[LostDevice]
+
+
+def device_groups(profiles: tuple[Any, ...]) -> dict[str, list[Any]]:
+    """Profiles by the device they time on ("" for this machine): one device runs its profiles in turn
+    (they would disturb each other's timings); different devices run in parallel.
+
+    The key is the device as ssh resolves it (user@host:port), not the profile's host field: two ports
+    on one address are two devices, two aliases of one board are one.
     """
+    from sr_export.bench.remote import device_identity
+
+    groups: dict[str, list[Any]] = {}
+    for profile in profiles:
+        key = device_identity(profile.access) if profile.access.is_remote else ""
+        groups.setdefault(key, []).append(profile)
+    return groups
+
+
+def run_plan(plan: Plan, args: argparse.Namespace, console: Any) -> PlanResult:
+    """Every model on every target; runs on different SSH devices go in parallel, everything else in turn.
+
+    Work on this machine (export, build, check, evaluate) is done by one device thread at a time; only the
+    timing on the devices overlaps. Each finished run is stored at once (its own transaction), so runs
+    done before a failure are kept and the failed one leaves no trace. A device that drops out ends only
+    its own runs: the others finish, and it is returned in ``lost``.
+    """
+    import threading
     import uuid
 
-    from sr_export.bench.history import open_history
-    from sr_export.bench.suite import run_model
+    from sr_export.bench.history import check_history, default_db_path, open_history
+    from sr_export.bench.remote import DeviceError
+    from sr_export.bench.suite import device_runtime, run_model
 
     batch = uuid.uuid4().hex[:12]
-    groups: dict[str, list[Any]] = {}
     for profile in plan.profiles:
-        key = profile.access.host if profile.access.is_remote else ""
-        groups.setdefault(key, []).append(profile)
+        device_runtime(profile)
+    if not args.no_history:
+        check_history(args.db or default_db_path(), write=True)  # before any work; creates nothing yet
+    groups = device_groups(plan.profiles)
+    _preflight(groups, console)
     results: dict[str, list[Any]] = {}
     cache: dict[Any, Any] = {}
+    local_work = threading.Lock()
 
-    def run_group(profiles: list[Any], progress: Any) -> None:
+    def run_group(device: str, profiles: list[Any], progress: Any) -> LostDevice | None:
+        total = len(profiles) * len(plan.suite.models)
         for profile in profiles:
             task = progress.add_task(f"{profile.name}", total=len(plan.suite.models))
             rows = results.setdefault(profile.name, [])
             for entry in plan.suite.models:
-                row = run_model(entry, plan.suite, profile, args.output,
-                                lambda text, task=task, name=profile.name: progress.update(
-                                    task, description=f"{name}: {text}"),
-                                exporter=args.run_exporter, batch=batch, cache=cache)
+                try:
+                    with local_work:
+                        row = run_model(entry, plan.suite, profile, args.output,
+                                        lambda text, task=task, name=profile.name: progress.update(
+                                            task, description=f"{name}: {text}"),
+                                        exporter=args.run_exporter, batch=batch, cache=cache, local_work=local_work)
+                except DeviceError as exc:
+                    if not device:
+                        raise  # this machine: not a device that can drop out
+                    done = sum(len(results.get(p.name, [])) for p in profiles)
+                    return LostDevice(device, tuple(p.name for p in profiles), str(exc), total - done)
                 if not args.no_history and row.record is not None:
                     with open_history(args.db) as history:
                         history.add(row.record)
                 rows.append(row)
                 progress.advance(task)
+        return None
 
-    from sr_export.bench.remote import preflight
-    from sr_export.bench.suite import device_runtime
-
-    for profile in plan.profiles:
-        device_runtime(profile)
-    for group in groups.values():
-        with console.status(f"checking {group[0].access.host}"):
-            preflight(group[0].access)
+    lost: list[LostDevice] = []
     with common.progress_bar(console) as progress:
         local = groups.pop("", [])
         if local:
-            run_group(local, progress)  # local timing must not share the CPU with other work
+            run_group("", local, progress)  # local timing must not share the CPU with other work
         if groups:
             with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-                for future in [pool.submit(run_group, group, progress) for group in groups.values()]:
-                    future.result()
-    if not args.no_history:
-        from sr_export.bench.history import default_db_path
+                futures = [pool.submit(run_group, device, group, progress) for device, group in groups.items()]
+                # Every device finishes (or drops out) before anything is raised, so no run is cut short.
+                for future in futures:
+                    if future.exception() is None and future.result() is not None:
+                        lost.append(future.result())
+                for future in futures:
+                    future.result()  # an error that is not a device's own (a bug, a bad model)
+    stored = sum(len(r) for r in results.values())
+    if not args.no_history and stored:
+        console.print(f"stored {stored} run(s) in {args.db or default_db_path()} (sr-bench history)")
+    return PlanResult([(p, results.get(p.name, [])) for p in plan.profiles], lost)
 
-        console.print(f"stored {sum(len(r) for r in results.values())} run(s) in {args.db or default_db_path()} "
-                      f"(sr-bench history)")
-    return [(p, results.get(p.name, [])) for p in plan.profiles]
+
+def _preflight(groups: dict[str, list[Any]], console: Any) -> None:
+    """Reach every SSH device (in parallel, each within its connect timeout) before any work; every device
+    that cannot be reached is named, one line each."""
+    from sr_export.bench.remote import DeviceError, preflight
+
+    remote = [(device, group) for device, group in groups.items() if device]
+    if not remote:
+        return
+    failures: list[str] = []
+    with console.status(f"checking {', '.join(device for device, _ in remote)}"), \
+            ThreadPoolExecutor(max_workers=len(remote)) as pool:
+        futures = [(group, pool.submit(preflight, group[0].access)) for _, group in remote]
+        for group, future in futures:
+            try:
+                future.result()
+            except DeviceError as exc:
+                names = ", ".join(f"'{p.name}'" for p in group)
+                failures.append(f"target {names}: {exc}")
+    report_lost(failures, console)
+
+
+def report_lost(lines: list[str], console: Any) -> None:
+    """One line per device that could not be used: all but the last printed, the last raised (exit 2: the
+    environment, not the artifact, is at fault; runs of other devices are stored)."""
+    from rich.markup import escape
+
+    from sr_export.bench.remote import DeviceError
+
+    for line in lines[:-1]:
+        console.print(f"[red]device lost:[/red] {escape(line)}", soft_wrap=True, highlight=False)
+    if lines:
+        raise DeviceError(lines[-1])
+
+
+@contextmanager
+def removed_if_left_empty(folder: Path) -> Iterator[None]:
+    """Run the block; if ``folder`` did not exist before and holds no file after (a device that could not
+    be reached, an export that failed), remove the empty folders it left. Files are never removed."""
+    existed = folder.exists()
+    try:
+        yield
+    finally:
+        if not existed and folder.is_dir():
+            for inner in sorted((p for p in folder.rglob("*") if p.is_dir() and not p.is_symlink()),
+                                key=lambda p: len(p.parts), reverse=True):
+                with suppress(OSError):
+                    inner.rmdir()  # only succeeds when empty
+            with suppress(OSError):
+                folder.rmdir()
 
 
 def target_label(profile: Any) -> str:

@@ -77,6 +77,36 @@ def test_a_run_over_ssh_copies_runs_collects_and_cleans_up(ssh_server, espcn_onn
     assert no_code_ran(tmp_path)
 
 
+def test_every_progress_line_of_the_runner_reaches_the_caller(espcn_onnx: Path) -> None:
+    # stderr carries the progress lines and the line that says why a run stopped; it must have one reader.
+    from sr_export.targets.profiles import DeviceAccess
+
+    document = job_document(runtime="onnxruntime", artifact=espcn_onnx.name, precision="fp32", sizes=[(8, 8)],
+                            warmup=0, runs=300, threads=1, scale=3, in_channels=3, data_range=1.0)
+    lines: list[str] = []
+    run_on_device(DeviceAccess(), espcn_onnx, document, timeout=120, progress=lines.append)
+    assert [line for line in lines if " run " in line] == [f"8x8 run {i}/300" for i in range(1, 301)]
+
+
+def test_the_device_identity_is_where_ssh_connects(tmp_path: Path) -> None:
+    # Two aliases of one board are one device; one address with two ports is two. ssh -G resolves
+    # the configuration without connecting, so no server is needed.
+    from sr_export.bench.remote import device_identity
+    from sr_export.targets.profiles import DeviceAccess
+
+    if shutil.which("ssh") is None:
+        pytest.skip("the OpenSSH client is not installed (install openssh-client)")
+    config = tmp_path / "ssh_config"
+    config.write_text('Host "board" "board-again"\n  HostName 127.0.0.1\n  Port 2201\n  User alice\n')
+
+    def identity(**fields: object) -> str:
+        return device_identity(DeviceAccess(kind="ssh", ssh_config=config, **fields))
+
+    assert identity(host="board") == identity(host="board-again") == "alice@127.0.0.1:2201"
+    assert identity(host="127.0.0.1", port=2202, user="alice") == "alice@127.0.0.1:2202"
+    assert identity(host="board", user="bob") == "bob@127.0.0.1:2201"  # the profile's own fields win, as in ssh
+
+
 def test_a_host_alias_full_of_shell_syntax_is_only_ever_a_name(ssh_server, espcn_onnx: Path, tmp_path: Path) -> None:
     alias = "box; $(touch PWNED) x"
     config = ssh_server.config_with_alias(alias, tmp_path / "ssh_config")
