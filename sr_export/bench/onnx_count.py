@@ -63,6 +63,7 @@ from typing import Any
 import onnx
 
 from sr_export.core.errors import SrExportError
+from sr_export.core.io import require_file
 from sr_export.export.session import cpu_session
 
 Shape = tuple[int, ...]
@@ -232,8 +233,7 @@ def count_onnx(model: onnx.ModelProto | str | Path, input_shape: tuple[int, ...]
 
 
 def _load(path: Path) -> onnx.ModelProto:
-    if not path.is_file():
-        raise SrExportError(f"ONNX model not found: {path}")
+    require_file(path, "ONNX model")
     try:
         return onnx.load(str(path))
     except Exception as exc:

@@ -85,6 +85,18 @@ def atomic_directory(target: str | os.PathLike[str], *, force: bool = False) -> 
                 leftover.unlink()
 
 
+def require_file(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as an existing regular file, or one line saying what it is instead ("checkpoint not found: x")."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise SrExportError(f"{what} {path} is a folder; give the file")
+    if path.exists():
+        raise SrExportError(f"{what} {path} is not a regular file (a device, pipe or socket); give the file")
+    raise SrExportError(f"{what} not found: {path}")
+
+
 def write_text_atomic(target: str | os.PathLike[str], text: str, *, force: bool = False) -> Path:
     with atomic_path(target, force=force) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from sr_export.core.errors import SrExportError
-from sr_export.core.io import content_sha256
+from sr_export.core.io import content_sha256, require_file
 
 # Where training frameworks nest the weights (BasicSR: params / params_ema, ...).
 # params_ema first: when both exist it is the one the authors evaluate.
@@ -38,8 +38,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     and strips the ``module.`` prefix that ``DataParallel`` adds.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SrExportError(f"checkpoint not found: {path}")
+    require_file(path, "checkpoint")
     if is_safetensors(path):
         return _strip_data_parallel(_read_safetensors(path))
     try:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from sr_export.core.errors import SrExportError, stage
+from sr_export.core.io import require_file
 from sr_export.models.checkpoints import is_torchscript
 
 # Constructor arguments that mean "upscaling factor" in the wild.
@@ -48,8 +49,7 @@ def parse_reference(text: str) -> ModelReference | None:
 def import_class(ref: ModelReference) -> type[nn.Module]:
     if ref.kind == "file":
         path = Path(ref.location)
-        if not path.is_file():
-            raise SrExportError(f"model file not found: {path}")
+        require_file(path, "model file")
         module_name = f"sr_export_user_{path.stem}_{abs(hash(str(path)))}"
         spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:
@@ -94,8 +94,7 @@ def instantiate(cls: type[nn.Module], kwargs: dict[str, Any], scale: int | None)
 
 
 def load_torchscript(path: Path) -> nn.Module:
-    if not path.is_file():
-        raise SrExportError(f"model file not found: {path}")
+    require_file(path, "model file")
     if not is_torchscript(path):
         raise SrExportError(
             f"{path} is not a TorchScript archive; for a checkpoint pass --model NAME --weights {path}, "

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from sr_export.core.errors import SrExportError
+from sr_export.core.io import require_file
 from sr_export.core.model_info import ModelInfo, ModelRequest
 from sr_export.models import custom
 from sr_export.models.checkpoints import load_strict, read_state_dict, sha256_of
@@ -154,8 +155,7 @@ def _read_weights(spec: ModelSpec, path: Path, prototxt: str | None) -> dict[str
         return read_state_dict(path)
     if spec.caffe_import is None:
         raise SrExportError(f"{spec.name} has no Caffe importer; Caffe models load into: {_caffe_families()}")
-    if not path.is_file():
-        raise SrExportError(f"checkpoint not found: {path}")
+    require_file(path, "checkpoint")
     state, _ = spec.import_caffe(path, Path(prototxt).expanduser().resolve() if prototxt else None)
     return state
 

@@ -10,6 +10,7 @@ import pytest
 
 from sr_export.core.errors import SrExportError
 from sr_export.core.io import atomic_path, write_json_atomic, write_text_atomic
+from sr_export.core.provenance import record_written
 
 
 def test_written_files_get_normal_permissions(tmp_path: Path) -> None:
@@ -23,6 +24,7 @@ def test_written_files_get_normal_permissions(tmp_path: Path) -> None:
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
     target = tmp_path / "model.onnx"
     target.write_text("old")
+    record_written(target)  # an earlier output of sr-export's, so it may be replaced
     with pytest.raises(RuntimeError), atomic_path(target) as tmp:
         tmp.write_text("half")
         raise RuntimeError("interrupted")

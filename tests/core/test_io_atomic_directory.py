@@ -6,12 +6,14 @@ import pytest
 
 from sr_export.core.errors import SrExportError
 from sr_export.core.io import atomic_directory
+from sr_export.core.provenance import record_written
 
 
 def test_a_finished_folder_replaces_the_old_one(tmp_path) -> None:
     target = tmp_path / "model.mlpackage"
     target.mkdir()
     (target / "old.bin").write_text("old")
+    record_written(target)  # an earlier output of sr-export's, so it may be replaced
     with atomic_directory(target) as tmp:
         assert tmp.suffix == ".mlpackage" and not tmp.exists()
         tmp.mkdir()
@@ -24,6 +26,7 @@ def test_a_failure_leaves_the_old_folder_and_no_debris(tmp_path) -> None:
     target = tmp_path / "model.mlpackage"
     target.mkdir()
     (target / "old.bin").write_text("old")
+    record_written(target)  # an earlier output of sr-export's, so it may be replaced
     with pytest.raises(RuntimeError), atomic_directory(target) as tmp:
         tmp.mkdir()
         (tmp / "half.bin").write_text("half")

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from sr_export.core.errors import SrExportError
+from sr_export.core.io import require_file
 from sr_export.models.caffe.schema import V1_TYPES, message_classes
 
 ELTWISE_OPS = ("PROD", "SUM", "MAX")
@@ -65,8 +66,7 @@ class CaffeNet:
 def read_net(path: str | Path) -> CaffeNet:
     """A prototxt (text) or caffemodel (binary) file as a :class:`CaffeNet`."""
     path = Path(path)
-    if not path.is_file():
-        raise SrExportError(f"Caffe file not found: {path}")
+    require_file(path, "Caffe file")
     data = path.read_bytes()
     message = message_classes()["NetParameter"]()
     if _looks_like_text(path, data):
