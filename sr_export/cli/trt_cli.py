@@ -37,7 +37,7 @@ def add_parser(commands: Any) -> None:
     sizes.add_argument("--max", type=common.size_argument, metavar="HxW", help="largest input size")
     trt.add_argument("--target", metavar="PROFILE", help="take settings from a target profile (e.g. trt-fp16); "
                      "flags given here override it")
-    trt.add_argument("--workspace", type=int, metavar="MB", help="builder workspace limit (default 2048 MB)")
+    trt.add_argument("--workspace", type=common.WholeNumber(16, 1 << 20), metavar="MB", help="builder workspace limit (default 2048 MB)")
     trt.add_argument("--timing-cache", type=Path, metavar="PATH", help="timing cache to reuse and update")
     common.add_output_argument(trt, "engine file (default: <model>_x<scale>_<precision>.engine)")
     common.add_json_argument(trt, "build report (prepared ONNX, parity, engine)")
