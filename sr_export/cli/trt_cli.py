@@ -88,6 +88,7 @@ def cmd_trt(args: argparse.Namespace) -> int:
     console = common.stderr_console()
     if args.source is None and args.model is None:
         raise SrExportError("say what to build: --model NAME (exported here) or --from model.onnx")
+    settings_from_args(args, 1)  # bad flags fail before the model or artifact is loaded
     model = common.load_requested_model(args, console) if args.model else None
     source: Any = open_artifact(args.source, model) if args.source is not None else model
     min_input_size = model.info.min_input_size if model is not None else source.metadata.min_input_size

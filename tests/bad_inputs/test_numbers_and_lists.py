@@ -119,6 +119,16 @@ def test_a_bad_number_or_list_is_one_line_naming_the_option(request, workdir: Pa
     assert (workdir / ARTIFACT).read_bytes() == b"not an ONNX file"
 
 
+def test_an_inverted_trt_profile_is_explained_with_the_flags_given(sr_export, workdir: Path) -> None:
+    result = sr_export("trt", "--from", ARTIFACT, "--min", "128x128", "--max", "64x64", "-o", "out.engine")
+    assert result.code == 2
+    line = result.error()
+    assert "--min 128x128" in line and "--max 64x64" in line and "--opt" not in line
+    alone = sr_export("trt", "--from", ARTIFACT, "--max", "16x16", "-o", "out.engine")
+    assert alone.code == 2 and "default --min 32x32" in alone.error() and "--opt" not in alone.error()
+    assert sorted(p.name for p in workdir.iterdir()) == [ARTIFACT]
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (("onnx", "--model", "imdn", "--shape", "99999x99999"),
      "--shape 99999x99999 is larger than the largest size sr-export handles (H, W <= 16384"),
