@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,9 +62,20 @@ def parse_percent(text: str) -> float:
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
         raise SrExportError(f"'{text}' is not a percentage such as 10%") from None
-    if value < 0:
-        raise SrExportError(f"'{text}' must not be negative")
+    check_threshold("max slowdown", value, text)
     return value
+
+
+def check_threshold(name: str, value: float, text: object = None) -> None:
+    """A gate threshold must be a finite number >= 0: every comparison with NaN is false, so a NaN
+    threshold would pass any regression, and an infinite one turns the gate off without saying so."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        shown = value if text is None else text
+        raise SrExportError(f"{name} must be a finite number >= 0, not {shown!r}")
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,9 @@ def _key(run: RunRecord) -> tuple[str, int, str]:
 def gate(baselines: Sequence[RunRecord], candidates: Sequence[RunRecord], *, max_slowdown: float,
          max_psnr_drop: float | None) -> GateResult:
     """Every candidate against the baseline with the same model, scale and target."""
+    check_threshold("max slowdown", max_slowdown)
+    if max_psnr_drop is not None:
+        check_threshold("max PSNR drop", max_psnr_drop)
     if not candidates:
         raise SrExportError("no runs to gate; run sr-bench first or pass --run")
     by_key = {_key(b): b for b in baselines}

@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     profile = commands.add_parser("profile", help="params, FLOPs, activations, #conv (AIM counter and ONNX graph)")
     common.add_model_arguments(profile)
-    profile.add_argument("--input", help="LR input CxHxW or HxW (default: the model's channels x256x256, as AIM/NTIRE)")
+    profile.add_argument("--input", type=common.chw_argument, help="LR input CxHxW or HxW (default: the model's channels x256x256, as AIM/NTIRE)")
     profile.add_argument("--no-graph", action="store_true", help="skip the ONNX-graph count")
     profile.add_argument("--exporter", choices=("auto", "dynamo", "legacy"), default="auto",
                          help="ONNX exporter for the graph count (default auto: dynamo, then legacy)")
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--artifact", type=Path, help="exported artifact (e.g. model.onnx)")
     common.add_model_arguments(evaluate, required=False)
     evaluate.add_argument("--dataset", required=True, help="folder (HR/ and optional LR_bicubic/X{s}/) or 'builtin'")
-    evaluate.add_argument("--threads", type=int, help="CPU threads")
+    evaluate.add_argument("--threads", type=common.threads_argument, help="CPU threads")
     common.add_runtime_argument(evaluate)
     evaluate.add_argument("--protocol", choices=("auto", "standard", "idn"), default="auto",
                           help="standard: uint8 RGB LR images in, Y and RGB scores (every zoo model); idn: the IDN "
@@ -61,9 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--artifact", type=Path, action="append", default=[], help="artifact to time (repeatable)")
     speed.add_argument("--sizes", type=common.sizes_argument, metavar="HxW,...",
                        help="LR sizes (default: the target profile's, 256x256,360x640 for cpu)")
-    speed.add_argument("--warmup", type=int, help="untimed runs first (default: the profile's)")
-    speed.add_argument("--runs", type=int, help="timed runs (default: the profile's)")
-    speed.add_argument("--threads", type=int, help="CPU threads for every runner (default: the profile's)")
+    speed.add_argument("--warmup", type=common.count_argument, help="untimed runs first (default: the profile's)")
+    speed.add_argument("--runs", type=common.runs_argument, help="timed runs (default: the profile's)")
+    speed.add_argument("--threads", type=common.threads_argument, help="CPU threads for every runner (default: the profile's)")
     speed.add_argument("--no-pytorch", action="store_true", help="do not time PyTorch eager")
     common.add_runtime_argument(speed)
     speed.add_argument("--plot", type=Path, metavar="PNG", help="write a latency chart")

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -29,8 +32,19 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one 'error:' line like every other error."""
 
     def error(self, message: str) -> NoReturn:
-        _print_error(f"{message} (see {self.prog} --help)")
+        _print_error(f"{_option_first(message)} (see {self.prog} --help)")
         raise SystemExit(2)
+
+
+# The argument types below word their refusals to follow the option's name ("must be a whole number ...",
+# "size 0x0: sizes must be positive"); argparse puts "argument --threads: " before them, which becomes
+# "--threads must be ..." and "--shape 0x0: sizes must be positive".
+_TYPED_REFUSAL = re.compile(r"argument (?P<option>[^:]+): (?:size )?(?P<rest>(?:must |'|[-+0-9]).*)", re.S)
+
+
+def _option_first(message: str) -> str:
+    match = _TYPED_REFUSAL.fullmatch(message)
+    return f"{match['option']} {match['rest']}" if match else message
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -41,14 +55,14 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = Tru
         help="zoo name (see `sr-export models`), path/to/file.py:ClassName, package.module:ClassName "
         "or a TorchScript file",
     )
-    group.add_argument("--scale", type=int, help="upscaling factor (default: read off the checkpoint, else 4)")
+    group.add_argument("--scale", type=scale_argument, help="upscaling factor (default: read off the checkpoint, else 4)")
     group.add_argument("--weights", help="checkpoint path (.pth, .safetensors, or .caffemodel for idn), "
                        "or 'official' for the authors' published weights")
     group.add_argument("--prototxt", help="deploy graph of a .caffemodel (default: the one beside it)")
     group.add_argument("--model-kwargs", default="{}", help="JSON object of constructor arguments")
-    group.add_argument("--data-range", type=float, help="input/output range the model expects: 1 or 255")
-    group.add_argument("--in-channels", type=int, help="input channels (3 RGB, 1 luma)")
-    group.add_argument("--pad-to", type=int, metavar="N",
+    group.add_argument("--data-range", type=data_range_argument, help="input/output range the model expects: 1 or 255")
+    group.add_argument("--in-channels", type=channels_argument, help="input channels (3 RGB, 1 luma)")
+    group.add_argument("--pad-to", type=multiple_argument, metavar="N",
                        help="pad inputs (reflect) to a multiple of N and crop outputs back, for models that "
                        "only run on such sizes (detected for your own models)")
 
@@ -59,7 +73,7 @@ def add_export_arguments(parser: argparse.ArgumentParser, *, shape: bool = True)
     group.add_argument("--exporter", choices=("auto", "dynamo", "legacy"), default="auto",
                        help="ONNX exporter: auto (default) tries dynamo, then legacy, and keeps the first graph "
                        "proven right at several sizes")
-    group.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    group.add_argument("--opset", type=opset_argument, default=18, help="ONNX opset (default 18)")
     if shape:
         sizes = group.add_mutually_exclusive_group()
         sizes.add_argument("--shape", type=size_argument, metavar="HxW",
@@ -76,7 +90,7 @@ def export_options_from_args(args: argparse.Namespace) -> Any:
 
 
 def add_tiling_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tile-overlap", type=int, metavar="PX",
+    parser.add_argument("--tile-overlap", type=overlap_argument, metavar="PX",
                         help="for fixed-size artifacts: LR pixels of context around each tile "
                         "(default: the model's measured receptive field, at most a quarter tile)")
 
@@ -123,7 +137,103 @@ def size_argument(text: str) -> tuple[int, int]:
 
 
 def sizes_argument(text: str) -> list[tuple[int, int]]:
-    return [size_argument(part) for part in text.split(",") if part.strip()]
+    """'64x64,45x71'; an empty list or item ('32x32,,') is refused, not skipped."""
+    from sr_export.core.sizes import parse_sizes
+
+    try:
+        return parse_sizes(text)
+    except SrExportError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("size list ")) from exc
+
+
+def chw_argument(text: str) -> str:
+    """'3x256x256' or '256x256', checked now (the channels default to the model's, known only once it is
+    loaded); the text is kept."""
+    from sr_export.core.sizes import parse_chw
+
+    try:
+        parse_chw(text, 1)
+    except SrExportError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
+def name_list(text: str) -> list[str]:
+    """'a,b' -> ['a', 'b']; an empty list or an empty item ('a,,b', ',') is refused, not skipped."""
+    names = [part.strip() for part in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"must be names separated by single commas (e.g. a,b), got {text!r}")
+    return names
+
+
+@dataclass(frozen=True)
+class WholeNumber:
+    """An argparse type for counts, sizes in MB, run numbers: whole numbers in ``[minimum, maximum]``."""
+
+    minimum: int
+    maximum: int
+
+    def __call__(self, text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            value = None
+        if value is None or not self.minimum <= value <= self.maximum:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number from {self.minimum} to {self.maximum}, got {text!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class FiniteNumber:
+    """An argparse type for thresholds and ranges: a finite number in ``[minimum, maximum]`` (``above``: a
+    strict lower bound). NaN and infinities are refused: every comparison with NaN is false, so a NaN
+    threshold passes everything."""
+
+    minimum: float = -math.inf
+    maximum: float = math.inf
+    above: bool = False
+
+    def __call__(self, text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        low_ok = value > self.minimum if self.above else value >= self.minimum
+        if not math.isfinite(value) or not low_ok or value > self.maximum:
+            raise argparse.ArgumentTypeError(f"must be {self.describe()}, got {text!r}")
+        return value
+
+    def describe(self) -> str:
+        low = f"{'>' if self.above else '>='} {self.minimum:g}" if math.isfinite(self.minimum) else ""
+        high = f"<= {self.maximum:g}" if math.isfinite(self.maximum) else ""
+        return "a finite number " + " and ".join(p for p in (low, high) if p)
+
+
+def percent_argument(text: str) -> float:
+    """'10%' or '0.1' -> 0.10, finite and >= 0 (a NaN bound would pass every regression)."""
+    from sr_export.bench.compare import parse_percent
+
+    try:
+        return parse_percent(text)
+    except SrExportError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a percentage such as 10% or a fraction such as 0.1 (finite, >= 0)") from None
+
+
+# Bounds of the numeric options: wide enough for any real use, narrow enough that a typo fails in one line
+# before a model is loaded, not as an allocation failure or an hour-long loop.
+MAX_COUNT = 1_000_000
+threads_argument = WholeNumber(1, 1024)
+runs_argument = WholeNumber(1, MAX_COUNT)
+count_argument = WholeNumber(0, MAX_COUNT)  # warm-up runs, patches: 0 is allowed (none, or skip)
+scale_argument = WholeNumber(1, 16)
+opset_argument = WholeNumber(7, 30)
+channels_argument = WholeNumber(1, 64)
+multiple_argument = WholeNumber(1, 1024)  # --pad-to
+overlap_argument = WholeNumber(0, 16384)  # --tile-overlap, LR px (the largest side sr-export handles)
+run_number_argument = WholeNumber(1, 2**63 - 1)  # SQLite's INTEGER
+data_range_argument = FiniteNumber(0.0, 65535.0, above=True)
 
 
 def add_output_argument(parser: argparse.ArgumentParser, help_text: str, *, default: Path | None = None,
@@ -207,7 +317,10 @@ def run(build_parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str]
     ``SR_EXPORT_DEBUG=1`` adds the traceback; it never changes the status.
     """
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exit_:  # a usage error (its one line printed), --help, --version: a status, as below
+            return exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 2
         check_named_outputs(args)
         return args.handler(args)
     except SystemExit:

@@ -13,8 +13,12 @@ from sr_export.core.errors import SrExportError
 def range_argument(text: str) -> tuple[tuple[int, int], tuple[int, int]]:
     parts = text.split(":")
     if len(parts) != 2:
-        raise argparse.ArgumentTypeError(f"--range wants MINxMIN:MAXxMAX (e.g. 32x32:1080x1920), not '{text}'")
-    return common.size_argument(parts[0]), common.size_argument(parts[1])
+        raise argparse.ArgumentTypeError(f"must be MINxMIN:MAXxMAX (e.g. 32x32:1080x1920), got '{text}'")
+    low, high = common.size_argument(parts[0]), common.size_argument(parts[1])
+    if low[0] > high[0] or low[1] > high[1]:
+        raise argparse.ArgumentTypeError(f"must be MINxMIN:MAXxMAX with the minimum at most the maximum in height "
+                                         f"and width, got '{text}'")
+    return low, high
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--sizes", type=common.sizes_argument, metavar="HxW,...",
                        help="LR sizes for built-in images (default 64x64,45x71)")
     check.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="tolerance set (default: artifact's)")
-    check.add_argument("--threads", type=int, help="CPU threads for the runtimes")
+    check.add_argument("--threads", type=common.threads_argument, help="CPU threads for the runtimes")
     common.add_runtime_argument(check)
     common.add_tiling_argument(check)
     check.add_argument("--junit", type=Path, metavar="PATH", help="write a JUnit XML report")

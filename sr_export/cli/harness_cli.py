@@ -17,14 +17,14 @@ from sr_export.core.errors import CheckFailed, SrExportError
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("matrix runs (override the suite and the profile)")
-    group.add_argument("--models", metavar="A,B", help="models to run instead of the suite's (zoo names or path.py:Class)")
-    group.add_argument("--targets", metavar="X,Y", help="several target profiles (names or .toml paths); "
+    group.add_argument("--models", type=common.name_list, metavar="A,B", help="models to run instead of the suite's (zoo names or path.py:Class)")
+    group.add_argument("--targets", type=common.name_list, metavar="X,Y", help="several target profiles (names or .toml paths); "
                        "different SSH hosts are measured concurrently")
     group.add_argument("--sizes", dest="run_sizes", type=common.sizes_argument, metavar="HxW,...",
                        help="LR sizes to time (default: the suite's; with --models, the profile's)")
-    group.add_argument("--warmup", dest="run_warmup", type=int, metavar="N", help="untimed runs per size")
-    group.add_argument("--runs", dest="run_runs", type=int, metavar="N", help="timed runs per size")
-    group.add_argument("--scale", dest="run_scale", type=int, metavar="S", help="scale for --models (default: the model's)")
+    group.add_argument("--warmup", dest="run_warmup", type=common.count_argument, metavar="N", help="untimed runs per size")
+    group.add_argument("--runs", dest="run_runs", type=common.runs_argument, metavar="N", help="timed runs per size")
+    group.add_argument("--scale", dest="run_scale", type=common.scale_argument, metavar="S", help="scale for --models (default: the model's)")
     group.add_argument("--weights", dest="run_weights", metavar="W", help="weights for --models: 'official', a path, or none "
                        "(random init: speed only)")
     group.add_argument("--dataset", dest="run_dataset", metavar="DIR", help="PSNR/SSIM dataset for --models (default: builtin)")
@@ -45,15 +45,15 @@ def add_commands(commands: Any) -> None:
     add_db_argument(history)
     history.add_argument("--model", help="only this model")
     history.add_argument("--target", dest="history_target", help="only this target")
-    history.add_argument("--limit", type=int, default=30, help="newest N runs (default 30)")
-    history.add_argument("--run", action="append", default=[], help="only these run numbers (repeatable)")
+    history.add_argument("--limit", type=common.WholeNumber(1, common.MAX_COUNT), default=30, help="newest N runs (default 30)")
+    history.add_argument("--run", action="append", default=[], type=common.run_number_argument, help="only these run numbers (repeatable)")
     common.add_json_argument(history, "run records (usable as a gate baseline)")
     history.set_defaults(handler=cmd_history)
 
     compare = commands.add_parser("compare", help="deltas between two runs")
     add_db_argument(compare)
-    compare.add_argument("run_a", metavar="RUN_A")
-    compare.add_argument("run_b", metavar="RUN_B")
+    compare.add_argument("run_a", metavar="RUN_A", type=common.run_number_argument)
+    compare.add_argument("run_b", metavar="RUN_B", type=common.run_number_argument)
     common.add_json_argument(compare, "deltas")
     compare.set_defaults(handler=cmd_compare)
 
@@ -61,16 +61,16 @@ def add_commands(commands: Any) -> None:
     add_db_argument(gate)
     gate.add_argument("--baseline", required=True, metavar="RUN|FILE",
                       help="a run number, or a JSON file from sr-bench history --json")
-    gate.add_argument("--run", action="append", default=[], metavar="RUN",
+    gate.add_argument("--run", action="append", default=[], metavar="RUN", type=common.run_number_argument,
                       help="runs to check (repeatable; default: every run of the latest sr-bench invocation)")
-    gate.add_argument("--max-slowdown", default="10%", metavar="PCT", help="largest allowed median-latency increase (default 10%%)")
-    gate.add_argument("--max-psnr-drop", type=float, default=0.05, metavar="DB", help="largest allowed PSNR-Y drop in dB (default 0.05)")
+    gate.add_argument("--max-slowdown", type=common.percent_argument, default="10%", metavar="PCT", help="largest allowed median-latency increase (default 10%%)")
+    gate.add_argument("--max-psnr-drop", type=common.FiniteNumber(0.0), default=0.05, metavar="DB", help="largest allowed PSNR-Y drop in dB (default 0.05)")
     common.add_json_argument(gate, "verdict")
     gate.set_defaults(handler=cmd_gate)
 
     report = commands.add_parser("report", help="Markdown + self-contained HTML report with plots")
     add_db_argument(report)
-    report.add_argument("--run", action="append", default=[], metavar="RUN",
+    report.add_argument("--run", action="append", default=[], metavar="RUN", type=common.run_number_argument,
                         help="runs to include (repeatable; default: the latest run of each model and target)")
     common.add_output_argument(report, "folder for report.md/.html (default: sr-bench-report)",
                                default=Path("sr-bench-report"), old_names=("--out",))
@@ -87,16 +87,17 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
     from sr_export.bench.suite import Suite, SuiteModel, load_suite
     from sr_export.targets.profiles import load_target
 
-    names = [n.strip() for n in (args.targets or args.target).split(",") if n.strip()]
-    if not names:
-        raise SrExportError("--targets names no target")
+    # --targets and --models arrive as checked lists (common.name_list); --target may hold commas too.
+    names = args.targets if args.targets is not None else [n.strip() for n in args.target.split(",")]
+    if not all(names):
+        raise SrExportError(f"--target must be profile names separated by single commas, got {args.target!r}")
     profiles = tuple(load_target(name) for name in names)
-    if args.models:
+    if args.models is not None:
         weights = None if args.run_weights in (None, "none") else args.run_weights
-        models = tuple(SuiteModel(m.strip(), args.run_scale, weights) for m in args.models.split(",") if m.strip())
+        models = tuple(SuiteModel(m, args.run_scale, weights) for m in args.models)
         # Sizes, warm-up, runs and threads: each target profile's own.
         suite = Suite(name="matrix", models=models, dataset=args.run_dataset or "builtin",
-                      description=f"--models {args.models}")
+                      description=f"--models {','.join(args.models)}")
     else:
         suite = load_suite(args.suite)
         if args.run_dataset:
@@ -379,10 +380,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from sr_export.bench.compare import gate, parse_percent
+    from sr_export.bench.compare import gate
     from sr_export.bench.history import load_baseline, open_history
 
-    max_slowdown = parse_percent(args.max_slowdown)
+    max_slowdown = args.max_slowdown  # a fraction: common.percent_argument read '10%' as 0.10
     with open_history(_db(args), create=False) as history:
         baselines = load_baseline(args.baseline, history)
         candidates = [history.get(r) for r in args.run] if args.run else history.latest_batch()

@@ -16,7 +16,7 @@ def add_int8_arguments(parser: argparse.ArgumentParser) -> None:
                        help="write a static INT8 (QDQ) artifact calibrated with --calib, checked on dataset PSNR drop")
     group.add_argument("--calib", default="default", metavar="RECIPE",
                        help="calibration recipe: a name in calibration/ or a .toml path (default: default)")
-    group.add_argument("--keep-float", type=node_list, default=[], metavar="NAME,...",
+    group.add_argument("--keep-float", type=common.name_list, default=[], metavar="NAME,...",
                        help="further graph nodes or activation tensors to keep in float "
                        "(see `sr-bench int8-report` for a plan)")
     group.add_argument("--int8-flavour", choices=("onnxruntime", "tensorrt"), default="onnxruntime",
@@ -26,10 +26,6 @@ def add_int8_arguments(parser: argparse.ArgumentParser) -> None:
                        help="proceed (flagged) when the calibration folder holds evaluation images")
     group.add_argument("--trt-calibration-cache", type=Path, metavar="PATH",
                        help="also write a TensorRT 10 calibration cache from the same statistics")
-
-
-def node_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def requested_recipe(args: argparse.Namespace) -> Any:
@@ -91,22 +87,22 @@ def add_int8_report_parser(commands: Any) -> None:
                         help="calibration recipe: a name in calibration/ or a .toml path (default: default)")
     report.add_argument("--dataset", required=True, help="evaluation folder (HR/ and optional LR_bicubic/X{s}/) "
                         "or 'builtin'")
-    report.add_argument("--keep-float", type=node_list, default=[], metavar="NAME,...",
+    report.add_argument("--keep-float", type=common.name_list, default=[], metavar="NAME,...",
                         help="further nodes or activation tensors to keep in float (e.g. a plan this report "
                         "suggested)")
     report.add_argument("--int8-flavour", choices=("onnxruntime", "tensorrt"), default="onnxruntime")
-    report.add_argument("--sensitivity-patches", type=int, default=4, metavar="N",
+    report.add_argument("--sensitivity-patches", type=common.count_argument, default=4, metavar="N",
                         help="calibration patches per layer or tensor for the sensitivity scan (default 4; 0 skips it)")
     report.add_argument("--sensitivity-mode", choices=("float-tensor", "float-one", "only"), default="float-tensor",
                         help="float-tensor (default): output PSNR regained when only that activation tensor is "
                         "float in the INT8 model; float-one: the same per conv layer; only: output PSNR vs float "
                         "when only that conv layer is INT8")
-    report.add_argument("--suggest", type=int, default=8, metavar="N",
+    report.add_argument("--suggest", type=common.count_argument, default=8, metavar="N",
                         help="tensors or layers in the suggested plan (default 8)")
     report.add_argument("--speed-size", type=common.size_argument, default=(128, 128), metavar="HxW",
                         help="LR size for the side-by-side timing (default 128x128)")
-    report.add_argument("--runs", type=int, default=5, help="timed runs per precision (default 5; 0 skips timing)")
-    report.add_argument("--threads", type=int, help="CPU threads for both runners")
+    report.add_argument("--runs", type=common.count_argument, default=5, help="timed runs per precision (default 5; 0 skips timing)")
+    report.add_argument("--threads", type=common.threads_argument, help="CPU threads for both runners")
     report.add_argument("--allow-calibration-overlap", action="store_true",
                         help="proceed (flagged) when the calibration folder holds evaluation images")
     common.add_output_argument(report, "folder for the INT8 artifact and the sensitivity PNG (default: sr-bench-out)",

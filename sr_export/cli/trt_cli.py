@@ -37,7 +37,7 @@ def add_parser(commands: Any) -> None:
     sizes.add_argument("--max", type=common.size_argument, metavar="HxW", help="largest input size")
     trt.add_argument("--target", metavar="PROFILE", help="take settings from a target profile (e.g. trt-fp16); "
                      "flags given here override it")
-    trt.add_argument("--workspace", type=int, metavar="MB", help="builder workspace limit (default 2048 MB)")
+    trt.add_argument("--workspace", type=common.WholeNumber(16, 1 << 20), metavar="MB", help="builder workspace limit (default 2048 MB)")
     trt.add_argument("--timing-cache", type=Path, metavar="PATH", help="timing cache to reuse and update")
     common.add_output_argument(trt, "engine file (default: <model>_x<scale>_<precision>.engine)")
     common.add_json_argument(trt, "build report (prepared ONNX, parity, engine)")
@@ -88,6 +88,7 @@ def cmd_trt(args: argparse.Namespace) -> int:
     console = common.stderr_console()
     if args.source is None and args.model is None:
         raise SrExportError("say what to build: --model NAME (exported here) or --from model.onnx")
+    settings_from_args(args, 1)  # bad flags fail before the model or artifact is loaded
     model = common.load_requested_model(args, console) if args.model else None
     source: Any = open_artifact(args.source, model) if args.source is not None else model
     min_input_size = model.info.min_input_size if model is not None else source.metadata.min_input_size

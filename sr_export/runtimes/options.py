@@ -11,6 +11,7 @@ checks anything more.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -81,8 +82,9 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
             raise SrExportError(f"{key} must be an integer, not {value!r}")
         return value
     if hint is float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise SrExportError(f"{key} must be a number, not {value!r}")
+        # TOML has nan and inf; no option means them, and NaN slips through every range check.
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise SrExportError(f"{key} must be a finite number, not {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):

@@ -51,12 +51,14 @@ def tile_spans(length: int, tile: int, overlap: int, align: int = 1) -> list[Spa
     :func:`aligned_length`). An image shorter than one tile is one tile at 0
     (the caller pads).
     """
-    if tile < 1 or align < 1:
-        raise SrExportError(f"tile size and alignment must be positive, not {tile} and {align}")
+    overlap = usable_overlap(tile, overlap, align)
     if length <= tile:
         return [Span(0, 0, length)]
-    overlap = max(0, min(overlap, (tile - 1) // 2))
-    stride = max(align, (tile - 2 * overlap) // align * align)
+    if align > tile:
+        # Tiles that start on multiples of ``align`` would leave gaps between them.
+        raise SrExportError(f"tiles of {tile} px cannot start on multiples of {align} px (the model's tile alignment) "
+                            f"without gaps; use a fixed size of at least {align} px, a multiple of {align}")
+    stride = (tile - 2 * overlap) // align * align  # >= align: usable_overlap leaves room for one step
     starts = list(range(0, length - tile, stride)) + [length - tile]
     spans = []
     for index, start in enumerate(starts):
@@ -66,6 +68,14 @@ def tile_spans(length: int, tile: int, overlap: int, align: int = 1) -> list[Spa
         if keep_to > keep_from:
             spans.append(Span(start, keep_from, keep_to))
     return spans
+
+
+def usable_overlap(tile: int, overlap: int, align: int = 1) -> int:
+    """The context per side a tile can give: ``overlap``, but at most what leaves a stride of one
+    alignment step (``tile - 2 * overlap >= align``), so that every kept pixel really has it."""
+    if tile < 1 or align < 1:
+        raise SrExportError(f"tile size and alignment must be positive, not {tile} and {align}")
+    return max(0, min(overlap, (tile - align) // 2))
 
 
 def aligned_length(length: int, tile: int, align: int = 1) -> int:
@@ -117,8 +127,8 @@ class TiledRunner(WrappingRunner):
         super().__init__(inner)
         self.tile_hw = tile_hw
         self.scale = scale
-        self.overlap = min(overlap, (min(tile_hw) - 1) // 2)
         self.align = max(1, align)
+        self.overlap = min(usable_overlap(side, overlap, self.align) for side in tile_hw)
         aligned = f", aligned to {self.align}" if self.align > 1 else ""
         self.name = f"{inner.name} [tiles {tile_hw[0]}x{tile_hw[1]}, overlap {self.overlap}{aligned}]"
 

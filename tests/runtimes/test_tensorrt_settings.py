@@ -49,6 +49,20 @@ def test_profiles_are_bounded_and_ordered(kwargs, message: str) -> None:
         shape_profile(**kwargs)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min": (128, 128), "max": (64, 64)}, "--min 128x128 is larger than --max 64x64"),
+        ({"min": (1000, 1000)}, "--min 1000x1000 is larger than the default --max 720x1280 in height or width; give --max too"),
+        ({"max": (16, 16)}, "--max 16x16 is smaller than the default --min 32x32 in height or width; give --min too"),
+    ],
+)
+def test_an_inverted_profile_names_the_flags_given_not_the_derived_opt(kwargs, message: str) -> None:
+    with pytest.raises(SrExportError, match=message) as refused:
+        shape_profile(**kwargs)
+    assert "--opt" not in str(refused.value)
+
+
 def test_model_minimum_input_is_enforced() -> None:
     with pytest.raises(SrExportError, match="at least 48x48"):
         shape_profile(min=(32, 32), min_input_size=48)

@@ -92,16 +92,33 @@ def shape_profile(
         profile = ShapeProfile(shape, shape, shape)
     else:
         low, high = min or DEFAULT_MIN, max or DEFAULT_MAX
+        _check_min_max(low, high, min_given=min is not None, max_given=max is not None)
         middle = opt or tuple(sorted((lo, d, hi))[1] for lo, d, hi in zip(low, DEFAULT_OPT, high))
         profile = ShapeProfile(low, middle, high)  # type: ignore[arg-type]
     _check_profile(profile, min_input_size)
     return profile
 
 
+def _check_min_max(low: tuple[int, int], high: tuple[int, int], *, min_given: bool, max_given: bool) -> None:
+    """min <= max, in the words of the flags the user gave (the default opt is derived from both, so an
+    inverted pair must not be reported as a bad --opt)."""
+    if all(lo <= hi for lo, hi in zip(low, high)):
+        return
+    if min_given and max_given:
+        raise SrExportError(f"--min {hw_text(low)} is larger than --max {hw_text(high)} in height or width; "
+                            "a shape profile needs min <= max")
+    if min_given:
+        raise SrExportError(f"--min {hw_text(low)} is larger than the default --max {hw_text(high)} in height or "
+                            "width; give --max too")
+    raise SrExportError(f"--max {hw_text(high)} is smaller than the default --min {hw_text(low)} in height or width; "
+                        "give --min too")
+
+
 def _check_profile(profile: ShapeProfile, min_input_size: int) -> None:
     for a, b, names in ((profile.min, profile.opt, "min <= opt"), (profile.opt, profile.max, "opt <= max")):
         if not all(x <= y for x, y in zip(a, b)):
-            raise SrExportError(f"shape profile {profile.describe()} breaks {names} in height or width")
+            raise SrExportError(f"--opt {hw_text(profile.opt)} is not between --min {hw_text(profile.min)} and "
+                                f"--max {hw_text(profile.max)} in height or width (a shape profile needs {names})")
     if min(profile.min) < min_input_size:
         raise SrExportError(f"the model needs inputs of at least {min_input_size}x{min_input_size}, "
                             f"not {hw_text(profile.min)}")
