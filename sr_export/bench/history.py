@@ -9,6 +9,7 @@ connection leaves the history exactly as it was.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import sys
@@ -105,7 +106,33 @@ class RunRecord:
             raise SrExportError(f"not a sr-bench run record (missing {', '.join(sorted(missing))})")
         defaults = {"artifact_name": "", "artifact_sha256": "", "backend": "", "precision": "", "tool_version": "",
                     "device": {}, "conditions": {}}
+        problem = _record_problem(data)
+        if problem:
+            raise SrExportError(f"not a sr-bench run record ({problem})")
         return cls(**{**defaults, **{k: v for k, v in data.items() if k in known}})
+
+
+def _record_problem(data: dict[str, Any]) -> str:
+    """What makes ``data`` unusable as a run record (a gate must never pass on numbers it cannot read), or ''."""
+    if not isinstance(data["model"], str) or not isinstance(data["target"], str):
+        return "model and target must be names"
+    if isinstance(data["scale"], bool) or not isinstance(data["scale"], int) or data["scale"] < 1:
+        return f"scale must be a whole number >= 1, got {data['scale']!r}"
+    if not isinstance(data["sizes"], list):
+        return "sizes must be a list"
+    for entry in data["sizes"]:
+        try:
+            height, width = (int(v) for v in entry["input_hw"])
+            median = float(entry["inference"]["median_ms"])
+        except (TypeError, KeyError, ValueError):
+            return "each size needs input_hw [H, W] and inference.median_ms"
+        if not (math.isfinite(median) and median >= 0):
+            return f"median latency at {height}x{width} must be a number >= 0, got {median!r}"
+    for name in ("psnr_y", "ssim_y"):  # PSNR of identical images is +inf; NaN compares false to every bound
+        value = data.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value)):
+            return f"{name} must be a number, got {value!r}"
+    return ""
 
 
 def default_db_path() -> Path:
@@ -326,7 +353,13 @@ def load_baseline(text: str, history: History | None) -> list[RunRecord]:
         items = data if isinstance(data, list) else data.get("runs", [data]) if isinstance(data, dict) else None
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise SrExportError(f"baseline {path} holds no run records (write one with sr-bench history --json)")
-        return [RunRecord.from_dict(item) for item in items]
+        if not items:
+            raise SrExportError(f"baseline {path} holds no run records; a gate against nothing would pass "
+                                "(write one with sr-bench history --json)")
+        try:
+            return [RunRecord.from_dict(item) for item in items]
+        except SrExportError as exc:
+            raise SrExportError(f"baseline {path}: {exc}; write one with sr-bench history --json") from exc
     if history is None:
         raise SrExportError(f"baseline '{text}' is neither a JSON file nor a run in the history")
     return [history.get(text)]
