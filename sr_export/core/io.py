@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
@@ -37,7 +38,7 @@ def atomic_path(target: str | os.PathLike[str], *, force: bool = False) -> Itera
         try:
             yield tmp
         except OSError as exc:
-            if exc.filename is not None and Path(exc.filename) != tmp:
+            if not _failed_writing(exc, tmp):
                 raise
             raise WriteFailed(target, exc.strerror or str(exc)) from exc
         os.replace(tmp, target)
@@ -70,6 +71,8 @@ def atomic_directory(target: str | os.PathLike[str], *, force: bool = False) -> 
         try:
             yield tmp
         except OSError as exc:
+            if not _failed_writing(exc, tmp):
+                raise
             raise WriteFailed(target, exc.strerror or str(exc)) from exc
         if not tmp.is_dir():
             raise SrExportError(f"nothing was written for {target}")
@@ -83,6 +86,17 @@ def atomic_directory(target: str | os.PathLike[str], *, force: bool = False) -> 
                 shutil.rmtree(leftover, ignore_errors=True)
             elif leftover.exists():
                 leftover.unlink()
+
+
+# Errors that say the disk refused the bytes, whichever file object raised them.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS})
+
+
+def _failed_writing(exc: OSError, tmp: Path) -> bool:
+    """Whether ``exc`` is about writing ``tmp`` (not, say, a download or an input file failing inside the block)."""
+    if exc.filename is not None:
+        return Path(exc.filename) == tmp or tmp in Path(exc.filename).parents
+    return exc.errno in _WRITE_ERRNOS
 
 
 def require_file(path: str | os.PathLike[str], what: str) -> Path:
