@@ -71,6 +71,11 @@ class SshServer:
             f"PidFile {self.folder / 'sshd.pid'}\nAuthorizedKeysFile {self.folder / 'authorized_keys'}\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
             "UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nLogLevel ERROR\n"
+            # bash sources ~/.bashrc for a top-level shell run by sshd; SHLVL=1 makes the session's shell level 2,
+            # so the test machine's rc files stay out of the device under test. Without it, pyenv's rehash in
+            # root's .bashrc ran in every session, and a test killing a session mid-rehash left its lock behind:
+            # every later login on the machine then waited 60 s for it.
+            "SetEnv SHLVL=1\n"
         )
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation folder

@@ -62,14 +62,15 @@ class SshDevice:
         # '--' ends ssh's options: the host is never read as one.
         return [*args, "--", str(self.access.host), remote_command]
 
-    def _check(self, remote_command: str, what: str, *, stdin: Any = None, timeout: float = 60) -> str:
+    def _check(self, remote_command: str, what: str, *, stdin: Any = None, timeout: float = 60,
+               hint_on_timeout: str = "") -> str:
         try:
             done = subprocess.run(self.ssh_args(remote_command), stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                   capture_output=True, timeout=timeout, check=False)
         except FileNotFoundError as exc:
             raise DeviceError("the OpenSSH client 'ssh' is not installed (apt-get install openssh-client)") from exc
         except subprocess.TimeoutExpired as exc:
-            raise DeviceError(f"{what} on {self.label} timed out after {timeout:.0f} s") from exc
+            raise DeviceError(f"{what} on {self.label} timed out after {timeout:.0f} s{hint_on_timeout}") from exc
         if done.returncode != 0:
             raise DeviceError(f"{what} on {self.label} failed: {_ssh_reason(done.returncode, done.stderr)}")
         return done.stdout.decode(errors="replace")
@@ -131,8 +132,11 @@ def preflight(access: DeviceAccess) -> None:
     if not access.is_remote:
         return
     device = SshDevice(access)
+    # ssh gives up on connecting after connect_timeout_s itself; a run past that connected and then stalled.
     found = device._check(f"command -v {shlex.quote(access.python)} || echo MISSING", "reaching the device",
-                          timeout=access.connect_timeout_s + 30)
+                          timeout=access.connect_timeout_s + 30,
+                          hint_on_timeout=" (ssh connected but no answer came; try 'ssh <host> true': a login "
+                                          "shell stuck in its start-up files, e.g. ~/.bashrc, does this)")
     if found.strip().endswith("MISSING"):
         raise DeviceError(f"{device.label} has no '{access.python}' on its PATH (device.python in the profile)")
 
