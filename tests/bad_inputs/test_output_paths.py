@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import resource
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
