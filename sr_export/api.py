@@ -81,7 +81,8 @@ def export_onnx(model: LoadedModel | str, output: str | Path, *, check: bool = T
 
     ``options`` are :class:`~sr_export.export.onnx.ExportOptions` fields:
     ``opset``, ``shape`` (a fixed LR size; default dynamic), ``simplify``,
-    ``exporter`` (auto, dynamo, legacy).
+    ``exporter`` (auto, dynamo, legacy), ``timeout`` (seconds each exporter
+    attempt may take, default 300; ``None``: no limit, in this process).
     """
     export = _export_options(options)
     return build(_model(model), "onnxruntime", output, precision="fp32", check=check, say=say, export=export,

@@ -328,7 +328,7 @@ def _export(model: LoadedModel, request: BuildRequest, stage: Path, say: Say) ->
         options = replace(options, shape=request.shape)
     exporters = "dynamo, then legacy" if options.exporter == "auto" else options.exporter
     say(f"exporting {model.info.name} x{model.info.scale} to ONNX ({exporters}; opset {options.opset})")
-    return save_export(model, options, stage)
+    return save_export(model, options, stage, say=say)
 
 
 def runnable_here(metadata: ArtifactMetadata) -> str | None:

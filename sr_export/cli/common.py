@@ -80,13 +80,17 @@ def add_export_arguments(parser: argparse.ArgumentParser, *, shape: bool = True)
                            help="fixed LR input size (other sizes then run tiled)")
         sizes.add_argument("--dynamic", action="store_true", help="dynamic batch/height/width (the default)")
     group.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
+    group.add_argument("--export-timeout", type=export_timeout_argument, default=None, metavar="SECONDS",
+                       help="seconds each exporter attempt may take before it is stopped and auto moves on to the "
+                       "next (default 300)")
 
 
 def export_options_from_args(args: argparse.Namespace) -> Any:
     from sr_export.export.onnx import ExportOptions
 
+    timeout = {} if args.export_timeout is None else {"timeout": args.export_timeout}
     return ExportOptions(opset=args.opset, shape=getattr(args, "shape", None), simplify=not args.no_simplify,
-                         exporter=args.exporter)
+                         exporter=args.exporter, **timeout)
 
 
 def add_tiling_argument(parser: argparse.ArgumentParser) -> None:
@@ -234,6 +238,7 @@ multiple_argument = WholeNumber(1, 1024)  # --pad-to
 overlap_argument = WholeNumber(0, 16384)  # --tile-overlap, LR px (the largest side sr-export handles)
 run_number_argument = WholeNumber(1, 2**63 - 1)  # SQLite's INTEGER
 data_range_argument = FiniteNumber(0.0, 65535.0, above=True)
+export_timeout_argument = FiniteNumber(0.0, 86_400.0, above=True)  # seconds; export.onnx.MAX_EXPORT_TIMEOUT_S
 
 
 def add_output_argument(parser: argparse.ArgumentParser, help_text: str, *, default: Path | None = None,

@@ -143,8 +143,9 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
                     "the INT8 figures below are flattering")
     pairs = load_dataset(args.dataset, info.scale)
     name = f"{info.name}_x{info.scale}"
-    with console.status(f"exporting {name} to ONNX"):
-        float_artifact = save_export(model, common.export_options_from_args(args), args.output, f"{name}.onnx")
+    with console.status(f"exporting {name} to ONNX") as status:
+        float_artifact = save_export(model, common.export_options_from_args(args), args.output, f"{name}.onnx",
+                                     say=status.update)
     proto = load_float_proto(float_artifact)
     with common.progress_bar(console) as progress:
         task = progress.add_task("calibrating", total=recipe.patch_count)

@@ -23,6 +23,7 @@ import onnx
 import torch
 
 from sr_export.core.errors import first_line
+from sr_export.export.budget import BudgetSpent, ChildFailed, Say, run_within
 
 INPUT_NAME, OUTPUT_NAME = "input", "output"
 EXPORTER_CHOICES = ("auto", "dynamo", "legacy")
@@ -40,10 +41,11 @@ _CHATTY_LOGGERS = ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx", "o
 class ExportAttemptFailed(Exception):
     """One exporter could not produce a graph; ``reason`` is one line for the user."""
 
-    def __init__(self, exporter: str, reason: str) -> None:
+    def __init__(self, exporter: str, reason: str, *, timed_out: bool = False) -> None:
         super().__init__(f"{exporter}: {reason}")
         self.exporter = exporter
         self.reason = reason
+        self.timed_out = timed_out
 
 
 @contextlib.contextmanager
@@ -63,20 +65,37 @@ def quiet() -> Iterator[None]:
 
 
 def export_graph(
-    exporter: str, module: torch.nn.Module, input_shape: tuple[int, ...], *, dynamic: bool, opset: int
+    exporter: str,
+    module: torch.nn.Module,
+    input_shape: tuple[int, ...],
+    *,
+    dynamic: bool,
+    opset: int,
+    timeout: float | None = None,
+    say: Say | None = None,
 ) -> onnx.ModelProto:
     """Trace ``module`` on a random input of ``input_shape`` with ``exporter``.
 
-    Raises :class:`ExportAttemptFailed` with a one-line reason when it cannot.
+    With a ``timeout`` (seconds) the trace runs in a child process that is
+    stopped when the time is spent; ``say`` hears every second which exporter
+    is working and for how long. Raises :class:`ExportAttemptFailed` with a
+    one-line reason when no graph comes.
     """
-    trace = _EXPORTERS[exporter]
-    with quiet():
-        try:
-            proto = trace(module, input_shape, dynamic, opset)
-        except ExportAttemptFailed:
-            raise
-        except Exception as exc:  # exporters raise anything: their own types, RuntimeError, AssertionError
-            raise ExportAttemptFailed(exporter, explain_failure(exc)) from exc
+    _load_exporter(exporter)  # here, once, not in every child
+
+    def traced() -> bytes:
+        with quiet():
+            return _EXPORTERS[exporter](module, input_shape, dynamic, opset).SerializeToString()
+
+    try:
+        data = run_within(traced, seconds=timeout, label=f"exporting with {exporter}", explain=explain_failure,
+                          say=say, child_setup=_one_thread)
+    except BudgetSpent as spent:
+        raise ExportAttemptFailed(exporter, f"stopped after {spent.seconds:g} s (--export-timeout); "
+                                  f"{_WHY_SLOW[exporter]}", timed_out=True) from None
+    except ChildFailed as failed:
+        raise ExportAttemptFailed(exporter, failed.reason) from None
+    proto = onnx.load_from_string(data)
     produced = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if produced != opset:
         raise ExportAttemptFailed(exporter, f"produced opset {produced}, not the requested {opset}")
@@ -85,8 +104,29 @@ def export_graph(
     return proto
 
 
+# What usually makes an exporter slow, said when its time runs out.
+_WHY_SLOW = {
+    "dynamo": "torch.export's symbolic shape solver can take minutes on a model's size arithmetic",
+    "legacy": "the TorchScript tracer runs the model once, so a large trace size or model is slow",
+}
+
+
+def _load_exporter(exporter: str) -> None:
+    """Import the exporter's modules before forking, so each child starts with them loaded."""
+    if exporter == "dynamo":
+        import torch.export  # noqa: F401
+        import torch.onnx._internal.exporter._core  # noqa: F401
+
+
+def _one_thread() -> None:
+    # A forked child must not use the parent's OpenMP pool (its threads did not survive the fork).
+    torch.set_num_threads(1)
+
+
 def explain_failure(exc: BaseException) -> str:
     """The one line worth showing of an exporter's (often very long) error."""
+    if isinstance(exc, ExportAttemptFailed):
+        return exc.reason
     text = str(exc)
     if "specialized" in text and "Constraints violated" in text:
         return (

@@ -16,6 +16,7 @@ import onnx
 
 from sr_export.core.artifacts import Artifact, ArtifactMetadata, embed_in_onnx
 from sr_export.core.errors import SrExportError, StageFailed
+from sr_export.export.budget import Say
 from sr_export.export.exporters import (
     EXPORTER_CHOICES,
     EXPORTER_ORDER,
@@ -29,6 +30,10 @@ from sr_export.export.verify import PyTorchReference, Verification, verification
 from sr_export.models.loader import LoadedModel
 
 DEFAULT_OPSET = 18
+# Seconds each exporter attempt may take. Real SR models export in well under a minute on a laptop CPU;
+# an attempt past this is stuck (torch.export's shape solver), and auto moves on to the next exporter.
+DEFAULT_EXPORT_TIMEOUT_S = 300.0
+MAX_EXPORT_TIMEOUT_S = 86_400.0
 TRACE_SIZE = 64  # LR pixels per side used for tracing a dynamic-shape export
 
 
@@ -38,6 +43,7 @@ class ExportOptions:
     shape: tuple[int, int] | None = None  # fixed LR height x width; None exports dynamic H/W
     simplify: bool = True
     exporter: str = "auto"  # auto | dynamo | legacy
+    timeout: float | None = DEFAULT_EXPORT_TIMEOUT_S  # seconds per exporter attempt; None: no limit, in-process
 
 
 @dataclass
@@ -52,10 +58,15 @@ def default_filename(model: LoadedModel) -> str:
     return f"{model.info.name}_x{model.info.scale}.onnx"
 
 
-def export_onnx(model: LoadedModel, options: ExportOptions = ExportOptions()) -> ExportedOnnx:
+def export_onnx(model: LoadedModel, options: ExportOptions = ExportOptions(), say: Say | None = None) -> ExportedOnnx:
+    """``say`` hears which exporter is working and for how long, every second."""
     info = model.info
     if options.exporter not in EXPORTER_CHOICES:
         raise SrExportError(f"--exporter must be one of {', '.join(EXPORTER_CHOICES)}, not '{options.exporter}'")
+    timeout = options.timeout
+    if timeout is not None and not (isinstance(timeout, (int, float)) and 0 < timeout <= MAX_EXPORT_TIMEOUT_S):
+        raise SrExportError(f"--export-timeout must be seconds above 0 and at most {MAX_EXPORT_TIMEOUT_S:g}, "
+                            f"not {timeout!r}")
     if options.shape and min(options.shape) < info.min_input_size:
         raise SrExportError(
             f"{info.name} needs inputs of at least {info.min_input_size}x{info.min_input_size}, "
@@ -64,7 +75,7 @@ def export_onnx(model: LoadedModel, options: ExportOptions = ExportOptions()) ->
     dynamic = options.shape is None
     sizes = verification_sizes(info.min_input_size) if dynamic else (options.shape,)
     reference = PyTorchReference(model, sizes)
-    proto, verification, notes = _first_verified_graph(model, options, reference)
+    proto, verification, notes = _first_verified_graph(model, options, reference, say)
     with_notes = list(model.notes) + notes
     try:
         onnx.checker.check_model(proto, full_check=True)
@@ -96,47 +107,55 @@ def export_onnx(model: LoadedModel, options: ExportOptions = ExportOptions()) ->
 
 
 def _first_verified_graph(
-    model: LoadedModel, options: ExportOptions, reference: PyTorchReference
+    model: LoadedModel, options: ExportOptions, reference: PyTorchReference, say: Say | None = None
 ) -> tuple[onnx.ModelProto, Verification, list[str]]:
     """The first exporter's graph that matches PyTorch at every reference size."""
     info = model.info
     dynamic = options.shape is None
     trace_hw = options.shape or (max(TRACE_SIZE, info.min_input_size),) * 2
     failures: list[str] = []
+    timed_out = False
     for exporter in EXPORTER_ORDER[options.exporter]:
         try:
             proto = export_graph(exporter, model.module, (1, info.in_channels, *trace_hw),
-                                 dynamic=dynamic, opset=options.opset)
+                                 dynamic=dynamic, opset=options.opset, timeout=options.timeout, say=say)
         except ExportAttemptFailed as failed:
             failures.append(f"{exporter}: {failed.reason}")
+            timed_out = timed_out or failed.timed_out
             continue
         verification = verify_graph(proto, reference, exporter=exporter)
         if verification.passed:
             notes = [f"{f}; used the {exporter} exporter" for f in failures]
             return proto, verification, notes
         failures.append(f"{exporter}: {verification.describe_failure()}")
-    raise StageFailed("export", _no_graph_message(failures, dynamic, options), exit_code=1)
+    raise StageFailed("export", _no_graph_message(failures, dynamic, options, timed_out), exit_code=1)
 
 
-def _no_graph_message(failures: list[str], dynamic: bool, options: ExportOptions) -> str:
+def _no_graph_message(failures: list[str], dynamic: bool, options: ExportOptions, timed_out: bool = False) -> str:
     tried = "; ".join(failures)
-    if not dynamic:
-        height, width = options.shape or (0, 0)
-        return f"no exporter produced a graph that matches PyTorch at {height}x{width} ({tried})"
     others = [e for e in EXPORTER_CHOICES[1:] if e != options.exporter] if options.exporter != "auto" else []
     alternatives = f", or try --exporter {others[0]}" if others else ""
+    more_time = ", or allow each exporter more time with --export-timeout SECONDS" if timed_out else ""
+    if not dynamic:
+        height, width = options.shape or (0, 0)
+        tips = [f"try --exporter {others[0]}"] if others else []
+        if timed_out:
+            tips.append("allow each exporter more time with --export-timeout SECONDS")
+        advice = f"; {', or '.join(tips)}" if tips else ""
+        return f"no exporter produced a graph that matches PyTorch at {height}x{width} ({tried}){advice}"
     return (
         f"no exporter produced a graph that is right at every size ({tried}); "
         f"export a fixed size with --shape HxW (other sizes then run tiled), "
-        f"or pad inputs to the model's multiple with --pad-to N{alternatives}"
+        f"or pad inputs to the model's multiple with --pad-to N{alternatives}{more_time}"
     )
 
 
-def save_export(model: LoadedModel, options: ExportOptions, folder: Path, filename: str | None = None) -> Artifact:
+def save_export(model: LoadedModel, options: ExportOptions, folder: Path, filename: str | None = None,
+                say: Say | None = None) -> Artifact:
     """Export ``model`` and write it (atomically) into ``folder``."""
     from sr_export.core.io import atomic_path
 
-    exported = export_onnx(model, options)
+    exported = export_onnx(model, options, say)
     path = Path(folder) / (filename or default_filename(model))
     with atomic_path(path) as tmp:
         onnx.save(exported.proto, str(tmp))

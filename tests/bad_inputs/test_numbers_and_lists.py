@@ -34,10 +34,10 @@ RANGE = ("64x64:32x32", "0x0:32x32", "32x32:99999x99999", ":", "")
 # one parser function, so every bad value on `onnx` and one of each on the other commands.
 MODEL_OPTIONS = {"--scale": POSITIVE, "--data-range": POSITIVE_FLOAT, "--in-channels": POSITIVE,
                  "--pad-to": POSITIVE}
-OPSET = {"--opset": ("nan", "0", "6", "-18", "1e12", "")}
+OPSET = {"--opset": ("nan", "0", "6", "-18", "1e12", ""), "--export-timeout": POSITIVE_FLOAT}
 MODEL = {"--scale": ("0",), "--data-range": ("nan",), "--in-channels": ("-1",), "--pad-to": ("1e12",),
-         "--opset": ("inf",)}
-MODEL_NO_OPSET = {k: v for k, v in MODEL.items() if k != "--opset"}
+         "--opset": ("inf",), "--export-timeout": ("0",)}
+MODEL_NO_OPSET = {k: v for k, v in MODEL.items() if k not in ("--opset", "--export-timeout")}
 
 
 @dataclass(frozen=True)
