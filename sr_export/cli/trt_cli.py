@@ -56,6 +56,7 @@ def settings_from_args(args: argparse.Namespace, min_input_size: int) -> tuple[s
         profile = load_profile(args.target)
         if profile.backend != "tensorrt":
             raise SrExportError(f"target profile {profile.name} is for {profile.backend}, not tensorrt")
+        profile.runtime_options()  # an unknown key or a bad value names the profile's file, before any flag applies
         options, precision, target = dict(profile.options), profile.precision, args.target
     if args.fp16 or args.int8:
         precision = "fp16" if args.fp16 else "int8"

@@ -75,6 +75,10 @@ def read_toml_resource(name_or_path: str | Path, kind: str, *, what: str, named:
     if not text.strip():
         raise SrExportError(f"{what} {path} is empty; write one like the bundled ones ({resource_dir(kind)})")
     try:
-        return tomllib.loads(text), path
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SrExportError(f"cannot read {what} {path}: not valid TOML ({exc})") from exc
+    if not data:  # comments only: every setting would silently be a default
+        raise SrExportError(f"{what} {path} sets nothing (only comments); write one like the bundled ones "
+                            f"({resource_dir(kind)})")
+    return data, path
