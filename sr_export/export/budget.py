@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -67,7 +68,11 @@ def run_within(
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(work, explain, child_setup, sender), name=label)
     started = time.monotonic()
-    child.start()
+    with warnings.catch_warnings():
+        # JAX (loaded with the TFLite tools) warns on every fork that its threads could deadlock the child;
+        # the child only runs ``work`` and never calls into JAX.
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        child.start()
     sender.close()  # the child holds the only writing end: its death reads as end of file
     try:
         while not receiver.poll(TICK_S):
