@@ -394,12 +394,13 @@ def _replace(source: Path, target: Path, *, force: bool = False) -> None:
 @contextlib.contextmanager
 def _staging(folder: Path) -> Iterator[Path]:
     """A hidden folder beside the outputs (same file system, so moving out of it is a rename), always removed."""
+    stage = folder / f".sr-export-build.{secrets.token_hex(4)}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SrExportError(f"cannot write into {folder}: {exc.strerror or exc}") from exc
-    stage = folder / f".sr-export-build.{secrets.token_hex(4)}"
-    stage.mkdir()
+        stage.mkdir()
+    except OSError as exc:  # e.g. a read-only or virtual file system (/proc): a folder nothing can be written to
+        raise SrExportError(f"cannot write into {folder}: {exc.strerror or exc}; give -o a folder you can "
+                            "write to") from exc
     try:
         yield stage
     finally:

@@ -198,3 +198,11 @@ def test_a_size_limited_disk_names_the_file_and_leaves_nothing(valid_onnx: Path,
     assert done.returncode == 2, done.stderr
     assert errors == [f"error: cannot write {out}: File too large"], done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="no /proc file system here")
+def test_a_folder_nothing_can_be_written_to_is_named(valid_onnx: Path, sr_export) -> None:
+    # /proc refuses new files even to root: the build's scratch folder cannot be made there.
+    result = sr_export("build", "--from", valid_onnx, "--target", "cpu", "-o", "/proc/sr-export-test.onnx")
+    assert result.code == 2, result.err
+    assert "cannot write into /proc" in result.error() and "-o" in result.error()
