@@ -278,7 +278,9 @@ def run_model(
         step(f"{label}: loading")
         model = load_model(ModelRequest(entry.model, scale=entry.scale, weights=entry.weights))
         step(f"{model.info.name} x{model.info.scale}: exporting to ONNX")
-        onnx_artifact = save_export(model, ExportOptions(exporter=exporter), out_dir)
+        named = f"{model.info.name} x{model.info.scale}"
+        onnx_artifact = save_export(model, ExportOptions(exporter=exporter), out_dir,
+                                    say=lambda text: step(f"{named}: {text}"))
         step(f"{model.info.name} x{model.info.scale}: profiling")
         complexity = profile_model(model, (1, model.info.in_channels, *suite.profile_input[1:]),
                                    onnx_model=onnx_artifact.path)
