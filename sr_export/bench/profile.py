@@ -16,6 +16,7 @@ import onnx
 from sr_export.bench.complexity import AimCount, count_aim
 from sr_export.bench.onnx_count import GraphCount, count_onnx
 from sr_export.core.errors import SrExportError
+from sr_export.export.budget import DEFAULT_EXPORT_TIMEOUT_S
 from sr_export.models.loader import LoadedModel
 
 
@@ -50,6 +51,7 @@ def profile_model(
     onnx_model: onnx.ModelProto | Path | None = None,
     with_graph: bool = True,
     exporter: str = "auto",
+    export_timeout: float | None = DEFAULT_EXPORT_TIMEOUT_S,
 ) -> ProfileReport:
     if len(input_shape) != 4 or input_shape[1] != model.info.in_channels:
         raise SrExportError(
@@ -67,7 +69,8 @@ def profile_model(
             from sr_export.export.onnx import ExportOptions, export_onnx
 
             # Traced at the counted size: exactly the graph that runs there.
-            options = ExportOptions(shape=tuple(input_shape[2:]), simplify=False, exporter=exporter)
+            options = ExportOptions(shape=tuple(input_shape[2:]), simplify=False, exporter=exporter,
+                                    timeout=export_timeout)
             onnx_model = export_onnx(model, options).proto
         graph = count_onnx(onnx_model, input_shape)
     return ProfileReport(model.info.name, model.info.scale, tuple(input_shape), aim, unavailable, graph)

@@ -21,6 +21,7 @@ from sr_export.core.artifacts import Artifact
 from sr_export.core.errors import SrExportError
 from sr_export.core.resources import read_toml_resource
 from sr_export.core.sizes import parse_chw
+from sr_export.export.budget import DEFAULT_EXPORT_TIMEOUT_S
 from sr_export.runtimes.options import options_dict
 from sr_export.targets.profiles import Checker, TargetProfile
 
@@ -237,6 +238,7 @@ def run_model(
     step: Callable[[str], None],
     *,
     exporter: str = "auto",
+    export_timeout: float | None = DEFAULT_EXPORT_TIMEOUT_S,
     batch: str = "",
     cache: dict[Any, Any] | None = None,
     local_work: Any = None,
@@ -279,7 +281,7 @@ def run_model(
         model = load_model(ModelRequest(entry.model, scale=entry.scale, weights=entry.weights))
         step(f"{model.info.name} x{model.info.scale}: exporting to ONNX")
         named = f"{model.info.name} x{model.info.scale}"
-        onnx_artifact = save_export(model, ExportOptions(exporter=exporter), out_dir,
+        onnx_artifact = save_export(model, ExportOptions(exporter=exporter, timeout=export_timeout), out_dir,
                                     say=lambda text: step(f"{named}: {text}"))
         step(f"{model.info.name} x{model.info.scale}: profiling")
         complexity = profile_model(model, (1, model.info.in_channels, *suite.profile_input[1:]),

@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--no-graph", action="store_true", help="skip the ONNX-graph count")
     profile.add_argument("--exporter", choices=("auto", "dynamo", "legacy"), default="auto",
                          help="ONNX exporter for the graph count (default auto: dynamo, then legacy)")
+    profile.add_argument("--export-timeout", type=common.export_timeout_argument, metavar="SECONDS",
+                         help="seconds each exporter attempt may take (default 300)")
     common.add_json_argument(profile, "profile")
     profile.set_defaults(handler=cmd_profile)
 
@@ -88,7 +90,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     model = common.load_requested_model(args, common.stderr_console())
     channels_hw = _chw(args.input, model.info.in_channels)
     with common.stderr_console().status("counting"):
-        report = profile_model(model, (1, *channels_hw), with_graph=not args.no_graph, exporter=args.exporter)
+        report = profile_model(model, (1, *channels_hw), with_graph=not args.no_graph, exporter=args.exporter,
+                               **common.export_timeout_keyword(args.export_timeout))
     console.print(profile_table(report))
     if report.aim_unavailable:
         common.warn(console, f"AIM counter unavailable: {report.aim_unavailable}")

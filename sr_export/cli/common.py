@@ -93,6 +93,11 @@ def export_options_from_args(args: argparse.Namespace) -> Any:
                          exporter=args.exporter, **timeout)
 
 
+def export_timeout_keyword(seconds: float | None) -> dict[str, float]:
+    """``--export-timeout`` as the pipeline's ``export_timeout`` keyword, only where given (else its default)."""
+    return {} if seconds is None else {"export_timeout": seconds}
+
+
 def add_tiling_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile-overlap", type=overlap_argument, metavar="PX",
                         help="for fixed-size artifacts: LR pixels of context around each tile "

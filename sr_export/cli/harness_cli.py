@@ -30,6 +30,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dataset", dest="run_dataset", metavar="DIR", help="PSNR/SSIM dataset for --models (default: builtin)")
     group.add_argument("--exporter", dest="run_exporter", choices=("auto", "dynamo", "legacy"), default="auto",
                        help="ONNX exporter (default auto)")
+    group.add_argument("--export-timeout", dest="run_export_timeout", type=common.export_timeout_argument,
+                       metavar="SECONDS", help="seconds each exporter attempt may take (default 300)")
     add_db_argument(parser, top_level=True)
     group.add_argument("--no-history", action="store_true", help="do not store the runs in the results history")
 
@@ -188,7 +190,8 @@ def run_plan(plan: Plan, args: argparse.Namespace, console: Any) -> PlanResult:
                         row = run_model(entry, plan.suite, profile, args.output,
                                         lambda text, task=task, name=profile.name: progress.update(
                                             task, description=f"{name}: {text}"),
-                                        exporter=args.run_exporter, batch=batch, cache=cache, local_work=local_work)
+                                        exporter=args.run_exporter, batch=batch, cache=cache, local_work=local_work,
+                                        **common.export_timeout_keyword(args.run_export_timeout))
                 except DeviceError as exc:
                     if not device:
                         raise  # this machine: not a device that can drop out

@@ -19,6 +19,10 @@ from typing import Any
 
 Say = Callable[[str], Any]
 TICK_S = 1.0  # how often progress is said while the child works
+# Seconds each exporter attempt may take. Real SR models export in well under a minute on a laptop CPU;
+# an attempt past this is stuck (torch.export's shape solver), and auto moves on to the next exporter.
+DEFAULT_EXPORT_TIMEOUT_S = 300.0
+MAX_EXPORT_TIMEOUT_S = 86_400.0
 
 
 class BudgetSpent(Exception):

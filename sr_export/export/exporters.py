@@ -91,8 +91,9 @@ def export_graph(
         data = run_within(traced, seconds=timeout, label=f"exporting with {exporter}", explain=explain_failure,
                           say=say, child_setup=_one_thread)
     except BudgetSpent as spent:
-        raise ExportAttemptFailed(exporter, f"stopped after {spent.seconds:g} s (--export-timeout); "
-                                  f"{_WHY_SLOW[exporter]}", timed_out=True) from None
+        why = f"; {_WHY_SLOW[exporter]}" if dynamic and exporter in _WHY_SLOW else ""
+        raise ExportAttemptFailed(exporter, f"stopped after {spent.seconds:g} s (--export-timeout){why}",
+                                  timed_out=True) from None
     except ChildFailed as failed:
         raise ExportAttemptFailed(exporter, failed.reason) from None
     proto = onnx.load_from_string(data)
@@ -104,11 +105,8 @@ def export_graph(
     return proto
 
 
-# What usually makes an exporter slow, said when its time runs out.
-_WHY_SLOW = {
-    "dynamo": "torch.export's symbolic shape solver can take minutes on a model's size arithmetic",
-    "legacy": "the TorchScript tracer runs the model once, so a large trace size or model is slow",
-}
+# What usually makes an exporter slow on symbolic sizes, said when its time runs out.
+_WHY_SLOW = {"dynamo": "torch.export's symbolic shape solver can take minutes on a model's size arithmetic"}
 
 
 def _load_exporter(exporter: str) -> None:

@@ -16,7 +16,7 @@ import onnx
 
 from sr_export.core.artifacts import Artifact, ArtifactMetadata, embed_in_onnx
 from sr_export.core.errors import SrExportError, StageFailed
-from sr_export.export.budget import Say
+from sr_export.export.budget import DEFAULT_EXPORT_TIMEOUT_S, MAX_EXPORT_TIMEOUT_S, Say
 from sr_export.export.exporters import (
     EXPORTER_CHOICES,
     EXPORTER_ORDER,
@@ -30,10 +30,6 @@ from sr_export.export.verify import PyTorchReference, Verification, verification
 from sr_export.models.loader import LoadedModel
 
 DEFAULT_OPSET = 18
-# Seconds each exporter attempt may take. Real SR models export in well under a minute on a laptop CPU;
-# an attempt past this is stuck (torch.export's shape solver), and auto moves on to the next exporter.
-DEFAULT_EXPORT_TIMEOUT_S = 300.0
-MAX_EXPORT_TIMEOUT_S = 86_400.0
 TRACE_SIZE = 64  # LR pixels per side used for tracing a dynamic-shape export
 
 
