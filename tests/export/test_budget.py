@@ -4,6 +4,7 @@ exception is one line, and progress is said while it works. Every child here is 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -49,7 +50,10 @@ def test_progress_says_what_works_and_for_how_long() -> None:
     heard: list[str] = []
     run_within(lambda: time.sleep(2.5) or b"done", seconds=30, label="exporting with dynamo", explain=explain,
                say=heard.append)
-    assert heard[:2] == ["exporting with dynamo: 1 s (of at most 30 s)", "exporting with dynamo: 2 s (of at most 30 s)"]
+    ticks = [re.fullmatch(r"exporting with dynamo: (\d+) s \(of at most 30 s\)", line) for line in heard]
+    assert all(ticks) and len(ticks) >= 2, heard  # one a second (a loaded machine may skip one)
+    seconds = [int(tick.group(1)) for tick in ticks]
+    assert seconds == sorted(seconds) and seconds[0] >= 1, heard
 
 
 def test_an_exception_in_the_child_is_its_one_line() -> None:
