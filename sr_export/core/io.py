@@ -35,12 +35,8 @@ def atomic_path(target: str | os.PathLike[str], *, force: bool = False) -> Itera
     except OSError as exc:
         raise SrExportError(f"cannot write {target}: {exc.strerror or exc}") from exc
     try:
-        try:
+        with _named_on_failure(target, tmp):
             yield tmp
-        except OSError as exc:
-            if not _failed_writing(exc, tmp):
-                raise
-            raise WriteFailed(target, exc.strerror or str(exc)) from exc
         os.replace(tmp, target)
         record_written(target)
     finally:
@@ -68,12 +64,8 @@ def atomic_directory(target: str | os.PathLike[str], *, force: bool = False) -> 
         raise SrExportError(f"cannot write {target}: {exc.strerror or exc}") from exc
     old = target.parent / f".{target.stem}.{secrets.token_hex(4)}.old{target.suffix}"
     try:
-        try:
+        with _named_on_failure(target, tmp):
             yield tmp
-        except OSError as exc:
-            if not _failed_writing(exc, tmp):
-                raise
-            raise WriteFailed(target, exc.strerror or str(exc)) from exc
         if not tmp.is_dir():
             raise SrExportError(f"nothing was written for {target}")
         if target.exists():
@@ -90,6 +82,17 @@ def atomic_directory(target: str | os.PathLike[str], *, force: bool = False) -> 
 
 # Errors that say the disk refused the bytes, whichever file object raised them.
 _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO, errno.EROFS})
+
+
+@contextlib.contextmanager
+def _named_on_failure(target: Path, tmp: Path) -> Iterator[None]:
+    """A failure to write ``tmp`` (disk full, file size limit) reported as one line naming ``target``."""
+    try:
+        yield
+    except OSError as exc:
+        if not _failed_writing(exc, tmp):
+            raise
+        raise WriteFailed(target, exc.strerror or str(exc)) from exc
 
 
 def _failed_writing(exc: OSError, tmp: Path) -> bool:
