@@ -113,7 +113,9 @@ def _load_exporter(exporter: str) -> None:
     """Import the exporter's modules before forking, so each child starts with them loaded."""
     if exporter == "dynamo":
         import torch.export  # noqa: F401
-        import torch.onnx._internal.exporter._core  # noqa: F401
+
+        with contextlib.suppress(ImportError):  # torch's private layout: only a head start, never required
+            import torch.onnx._internal.exporter._core  # noqa: F401
 
 
 def _one_thread() -> None:
