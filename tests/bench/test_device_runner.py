@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 from sr_export.bench import device_runner
-from sr_export.bench.remote import RUNNER, device_session
+from sr_export.bench.remote import RUNNER, device_session, job_document
 
 
 def test_it_needs_only_the_standard_library_numpy_and_a_runtime() -> None:
@@ -56,3 +58,48 @@ def test_a_missing_artifact_is_a_one_line_json_error(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(RUNNER), str(job)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 3
     assert json.loads(done.stdout) == {"ok": False, "error": "artifact gone.onnx is missing on the device"}
+
+
+class AlternatingLatency:
+    """A device session whose calls alternate slow, fast, slow...: when inference and end-to-end are timed on
+    different calls, end-to-end comes out faster than inference."""
+
+    nhwc = False
+    versions: dict[str, str] = {}
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def prepare(self, height: int, width: int) -> None:
+        pass
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        time.sleep(0.03 if self.calls % 2 else 0.001)
+        return np.repeat(np.repeat(batch, 2, axis=2), 2, axis=3)
+
+
+TIMING_JOB = {"runs": 6, "warmup": 1, "in_channels": 3, "data_range": 1.0, "scale": 2}
+
+
+def test_end_to_end_is_timed_around_the_very_inference_it_reports() -> None:
+    session = AlternatingLatency()
+    result = device_runner.time_size(TIMING_JOB, session, (16, 16))
+    assert session.calls == TIMING_JOB["warmup"] + TIMING_JOB["runs"]  # one inference per run, not two
+    for key in ("min_ms", "median_ms", "mean_ms", "p90_ms", "p99_ms", "max_ms"):
+        assert result["end_to_end"][key] >= result["inference"][key], (key, result)
+
+
+def test_end_to_end_is_never_below_inference_through_a_real_runtime(tmp_path: Path, monkeypatch) -> None:
+    from sr_export import api
+
+    model = api.load_model(f"{Path(__file__).parents[1] / 'fixtures' / 'espcn.py'}:ESPCN", scale=2,
+                           kwargs={"width": 8})
+    onnx_file = api.build(model, "cpu", tmp_path / "m.onnx", check=False).path
+    job = job_document(runtime="onnxruntime", artifact=str(onnx_file), precision="fp32", sizes=[(24, 24), (12, 40)],
+                       warmup=1, runs=15, threads=1, scale=2, in_channels=3, data_range=1.0)
+    shutil.copy(device_session("onnxruntime").file(), tmp_path / job["session"]["file"])  # as on a device
+    monkeypatch.chdir(tmp_path)
+    for size in device_runner.run_job(job)["sizes"]:
+        for key in ("min_ms", "median_ms", "mean_ms", "p90_ms", "p99_ms", "max_ms"):
+            assert size["end_to_end"][key] >= size["inference"][key], (key, size)
