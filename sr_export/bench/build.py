@@ -290,7 +290,7 @@ class _Steps:
                 for source in _files_of(artifact.path):
                     _copy(source, self.stage / source.name)
                 artifact = Artifact(self.stage / artifact.path.name, artifact.metadata, artifact.details)
-            metadata = self.stamped(artifact.metadata, role)
+            metadata = self.stamped(artifact.metadata, role, report)
             if metadata != artifact.metadata:
                 _write_metadata(artifact.path, metadata)
             destination.parent.mkdir(parents=True, exist_ok=True)
@@ -302,10 +302,15 @@ class _Steps:
         self.result.artifact = committed
         return committed
 
-    def stamped(self, metadata: ArtifactMetadata, role: str) -> ArtifactMetadata:
+    def stamped(self, metadata: ArtifactMetadata, role: str, report: CheckReport | None = None) -> ArtifactMetadata:
+        """The metadata written with the file: who builds and runs it, and (fixed-size files) how exact tiling
+        measured when it was proven."""
+        from sr_export.checks.parity import tiling_measurement
+
         readers = runtimes_reading(metadata.format)
         backend = self.runtime.name if role == "artifact" and self.runtime.name in readers else metadata.backend
-        return replace(metadata, backend=backend, runtimes=tuple(readers))
+        tiling = tiling_measurement(report.parity) if report is not None else {}
+        return replace(metadata, backend=backend, runtimes=tuple(readers), tiling=tiling or metadata.tiling)
 
 
 def _prepares(runtime: Runtime) -> bool:

@@ -121,3 +121,28 @@ def run_parity(
         if progress is not None:
             progress()
     return ParityReport(candidate.name, reference.name, precision, data_range, tolerance, tuple(cases))
+
+
+def tiling_measurement(report: ParityReport) -> dict[str, Any]:
+    """What the tiled cases of ``report`` measured: a fixed-size artifact's stitched tiles against the whole-image
+    reference, on real images larger than its tile ({} when nothing ran tiled).
+
+    "exact" when the worst tiled case is within the precision's own (untiled) bound, i.e. tiling adds no error
+    that the precision does not; otherwise "approximate" with the figures. Rounded, so the artifact that
+    carries it stays byte-identical across rebuilds.
+    """
+    tiled = [case for case in report.cases if case.tiled and math.isfinite(case.max_abs_error)]
+    if not tiled:
+        return {}
+    worst = min(tiled, key=lambda case: (case.psnr_db, -case.max_abs_error))
+    bound = report.tolerance
+    exact = worst.psnr_db >= bound.min_psnr_db and worst.max_abs_error <= bound.max_abs_error * report.data_range
+    return {
+        "verdict": "exact" if exact else "approximate",
+        "psnr_db": round(worst.psnr_db, 1) if math.isfinite(worst.psnr_db) else None,  # None: identical
+        "max_abs_error": float(f"{worst.max_abs_error:.3g}"),
+        "data_range": report.data_range,
+        "precision": report.precision,
+        "images": [case.name for case in tiled],
+    }
+

@@ -71,6 +71,9 @@ class ArtifactMetadata:
     receptive_field: int | None = None
     global_context: bool = False
     tile_alignment: int = 1  # fixed-size artifacts: tiles start at multiples of this (window models)
+    # Fixed-size artifacts: stitched tiles measured against the whole-image PyTorch output when the file was
+    # proven (checks.parity.tiling_measurement): verdict "exact" or "approximate", worst PSNR and max|diff|.
+    tiling: Mapping[str, Any] = field(default_factory=dict)
     tool_version: str = __version__
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     notes: tuple[str, ...] = ()
@@ -96,6 +99,7 @@ class ArtifactMetadata:
         data["notes"] = list(self.notes)
         data["runtimes"] = list(self.runtimes)
         data["quantization"] = dict(self.quantization)
+        data["tiling"] = dict(self.tiling)
         return data
 
     @classmethod
@@ -149,6 +153,7 @@ class ArtifactMetadata:
             known["runtimes"] = tuple(str(r) for r in known.get("runtimes") or ())
             known["request"] = dict(known.get("request") or {})
             known["quantization"] = dict(known.get("quantization") or {})
+            known["tiling"] = dict(known.get("tiling") or {})
             known["format"] = canonical_format(str(known.get("format", "onnx")), str(known.get("precision", "fp32")))
             return cls(**known)
         except (TypeError, ValueError) as exc:
