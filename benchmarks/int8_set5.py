@@ -5,7 +5,8 @@ drop, and the FP32/INT8 latency ratio measured side by side in this process,
 for each recipe and QDQ flavour (ONNX Runtime, and the TensorRT QDQ run in
 ONNX Runtime). Calibration never sees Set5 (checked by content).
 
-    python benchmarks/int8_set5.py [--models erfdn,imdn] [--recipes default,mixed] [--json out.json]
+    python benchmarks/int8_set5.py [--models erfdn,imdn] [--recipes default,mixed] [--exporter legacy|dynamo]
+                                   [--json out.json]
 """
 
 from __future__ import annotations
@@ -35,13 +36,15 @@ def main() -> None:
     parser.add_argument("--speed-size", type=int, default=256)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--exporter", default="legacy", choices=("legacy", "dynamo"),
+                        help="ONNX exporter (default legacy: the graph the published table was measured on)")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             model = load_model(ModelRequest(name, scale=4, weights="official"))
             pairs = load_dataset(args.dataset, 4)
-            float_artifact = save_export(model, ExportOptions(exporter="legacy"), Path(tmp))
+            float_artifact = save_export(model, ExportOptions(exporter=args.exporter), Path(tmp))
             float_runner = open_runner(float_artifact)
             float_psnr = evaluate(float_runner, model.info, pairs, dataset="Set5").mean.psnr_y
             for recipe_name in args.recipes.split(","):
