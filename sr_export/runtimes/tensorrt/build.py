@@ -45,12 +45,14 @@ def engine_path(onnx_path: Path, output: Path | None, precision: str, recipe: st
 
 def recipe_label(calibration: CalibrationSet | None, recipe: str | None) -> str | None:
     """The name of the recipe an INT8 engine is calibrated by, for its file name: the build's calibration
-    set's, else the --calib given (a .toml path counts by its file name)."""
+    set's, else the --calib given (read, so a .toml names it as the QDQ file it makes does)."""
     if calibration is not None:
         return calibration.recipe.name
     if recipe is None:
         return None
-    return Path(recipe).stem if recipe.lower().endswith(".toml") else recipe
+    from sr_export.quantize.recipes import load_recipe
+
+    return load_recipe(recipe).name
 
 
 def build_engine(
