@@ -75,6 +75,10 @@ def test_app_dir_imports_the_package_from_another_folder(
                                  "--model-kwargs", '{"width": 4}', "-o", out, "--json", "-"), out)
     assert report["metadata"]["request"]["app_dir"] == str(folder.resolve())
     assert str(folder) not in sys.path  # on sys.path for the import only
+    for module in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
+        del sys.modules[module]  # the check below must import it afresh, from the folder the metadata names
+    checked = sr_export("check", out)
+    assert checked.code == 0, checked.err
 
 
 def test_the_folder_is_on_sys_path_only_while_importing(package: tuple[Path, str]) -> None:
