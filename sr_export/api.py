@@ -47,7 +47,9 @@ def load_model(model: str, *, scale: int | None = None, weights: str | Path | No
     """A zoo name (``imdn``), ``path/file.py:Class``, ``package.module:Class`` or a TorchScript file, with its weights.
 
     ``options``: ``kwargs`` (constructor arguments), ``data_range`` (1 or
-    255), ``in_channels``, ``pad_to`` and ``prototxt`` (Caffe weights).
+    255), ``in_channels``, ``pad_to``, ``prototxt`` (Caffe weights) and
+    ``app_dir`` (the folder ``package.module:Class`` is imported from first;
+    default: the current folder).
     """
     from sr_export.core.model_info import ModelRequest
     from sr_export.models.loader import load_model as load

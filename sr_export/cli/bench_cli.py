@@ -273,6 +273,7 @@ def _write_suite_results(plan: Any, rows_by_target: list[tuple[Any, list[Any]]],
     """Print each target's table and write its JSON and chart; returns the runs whose parity failed."""
     from sr_export.bench.plots import latency_chart
     from sr_export.core.io import write_json_atomic
+    from sr_export.core.naming import unused_stem
 
     failed = []
     for profile, rows in rows_by_target:
@@ -284,9 +285,12 @@ def _write_suite_results(plan: Any, rows_by_target: list[tuple[Any, list[Any]]],
         size = timing.sizes[0]
         out.print(f"FLOPs at 1x3x{suite.profile_input[1]}x{suite.profile_input[2]}; latency = median of {timing.runs} "
                   f"runs at LR {size[0]}x{size[1]}; parity = worst PSNR between outputs over the built-in inputs.")
-        stem = f"{suite.name}-{profile.name}"
+        run = run_id(rows)
+        # Each run writes files of its own: a second run of the same suite never replaces the first's results.
+        stem = unused_stem(folder, f"{suite.name}-{profile.name}-{run}", (".json", "-latency.png"))
         results = {
             "suite": suite.name,
+            "run_id": run,
             "target": profile.to_dict(),
             "environment": harness_cli.local_environment(),
             "rows": [_row_dict(row) for row in rows],
@@ -300,6 +304,15 @@ def _write_suite_results(plan: Any, rows_by_target: list[tuple[Any, list[Any]]],
         out.print(f"wrote {json_path} and {chart}")
         failed += [f"{r.model} x{r.scale} on {profile.name}" for r in rows if r.parity_passed is False]
     return failed
+
+
+def run_id(rows: list[Any]) -> str:
+    """What names a run's result files: its first run number in the results history, else (--no-history) the
+    UTC time it finished, to the second."""
+    from sr_export.core.naming import run_stamp
+
+    numbers = [row.record.id for row in rows if row.record is not None and row.record.id]
+    return str(min(numbers)) if numbers else run_stamp()
 
 
 def _row_dict(row: Any) -> dict[str, Any]:

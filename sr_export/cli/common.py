@@ -55,6 +55,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = Tru
         help="zoo name (see `sr-export models`), path/to/file.py:ClassName, package.module:ClassName "
         "or a TorchScript file",
     )
+    group.add_argument("--app-dir", metavar="DIR",
+                       help="folder a package.module:ClassName model is imported from (default: the current folder)")
     group.add_argument("--scale", type=scale_argument, help="upscaling factor (default: read off the checkpoint, else 4)")
     group.add_argument("--weights", help="checkpoint path (.pth, .safetensors, or .caffemodel for idn), "
                        "or 'official' for the authors' published weights")
@@ -122,6 +124,7 @@ def request_from_args(args: argparse.Namespace) -> ModelRequest:
         in_channels=args.in_channels,
         pad_to=args.pad_to,
         prototxt=args.prototxt,
+        app_dir=args.app_dir,
     )
 
 

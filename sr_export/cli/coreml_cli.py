@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-rewrite", action="store_true",
                        help="convert the model as written (no Core ML rewrites; for debugging)")
     parser.add_argument("--no-check", action="store_true", help="skip the final parity check")
-    common.add_output_argument(parser, "output package (default: <model>_x<scale>.mlpackage)")
+    common.add_output_argument(parser, "output package (default: <model>_x<scale>_fp16.mlpackage; "
+                              "<model>_x<scale>.mlpackage with --fp32, ..._w8 with --int8-weights)")
     common.add_json_argument(parser, "export report (metadata, conversion and parity)")
     parser.set_defaults(precision="fp16")
 
@@ -71,7 +72,7 @@ def cmd_coreml(args: argparse.Namespace) -> int:
         raise SrExportError(f"a Core ML package ends in .mlpackage: {args.output}")
     console = common.stderr_console()
     model = common.load_requested_model(args, console)
-    output = args.output or Path(default_filename(model))
+    output = args.output or Path(default_filename(model, args.precision, args.int8_weights))
     result = build_cli.execute(console, model, "coreml", output, precision=args.precision,
                                options=options_from_args(args), shape=args.shape, check=not args.no_check,
                                force=args.force, json_to=args.json,

@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_export_arguments(onnx)
     onnx.add_argument("--no-check", action="store_true",
                       help="skip the final parity check (the graph is still proven at the export sizes)")
-    common.add_output_argument(onnx, "output file (default: <model>_x<scale>.onnx)")
+    common.add_output_argument(onnx, "output file (default: <model>_x<scale>.onnx; with --int8: "
+                              "<model>_x<scale>_int8[_trt]-<recipe>.onnx)")
     int8_cli.add_int8_arguments(onnx)
     common.add_json_argument(onnx, "export report (metadata and parity)")
     onnx.set_defaults(handler=cmd_onnx)
@@ -89,12 +90,14 @@ def cmd_onnx(args: argparse.Namespace) -> int:
     from sr_export.export.onnx import default_filename
 
     console = common.stderr_console()
-    int8_cli.requested_recipe(args)  # a bad recipe fails before the slow export
+    recipe = int8_cli.requested_recipe(args)  # a bad recipe fails before the slow export
     model = common.load_requested_model(args, console)
     export = common.export_options_from_args(args)
     if args.int8:
-        suffix = "_int8_trt.onnx" if args.int8_flavour == "tensorrt" else "_int8.onnx"
-        output = args.output or Path(default_filename(model).removesuffix(".onnx") + suffix)
+        from sr_export.quantize.qdq import int8_filename
+
+        stem = default_filename(model).removesuffix(".onnx")
+        output = args.output or Path(int8_filename(stem, recipe.name, args.int8_flavour))
         options = {"calibration": args.calib, "keep_float": list(args.keep_float), "flavour": args.int8_flavour}
         hint = ("--no-check writes it anyway; --calib mixed keeps the most sensitive activations in float, "
                 "and `sr-bench int8-report` shows them")

@@ -122,6 +122,7 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
     from sr_export.quantize.qdq import (
         artifact_statistics,
         int8_details,
+        int8_filename,
         load_float_proto,
         plan_float_nodes,
         quantize_onnx,
@@ -143,6 +144,7 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
                     "the INT8 figures below are flattering")
     pairs = load_dataset(args.dataset, info.scale)
     name = f"{info.name}_x{info.scale}"
+    int8_stem = int8_filename(name, recipe.name, args.int8_flavour).removesuffix(".onnx")  # the recipe in the name
     with console.status(f"exporting {name} to ONNX") as status:
         float_artifact = save_export(model, common.export_options_from_args(args), args.output, f"{name}.onnx",
                                      say=status.update)
@@ -153,7 +155,7 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
     plan = plan_float_nodes(proto, recipe, args.keep_float)
     with console.status(f"quantising ({recipe.summary()})"):
         int8_artifact = quantize_onnx(float_artifact, recipe, flavour=args.int8_flavour, keep_float=args.keep_float,
-                                      output=args.output / f"{name}_int8.onnx", statistics=statistics)
+                                      output=args.output / f"{int8_stem}.onnx", statistics=statistics)
     float_runner = open_runner(float_artifact, threads=args.threads)
     int8_runner = open_runner(int8_artifact, threads=args.threads)
     with common.progress_bar(console) as progress:
@@ -180,7 +182,7 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
     if sensitivity:
         order = [n.name for n in proto.graph.node] + [out for n in proto.graph.node for out in n.output]
         unit = "activation tensor" if args.sensitivity_mode == "float-tensor" else "layer"
-        chart = sensitivity_chart(sensitivity, order, args.output / f"{name}_int8_sensitivity.png",
+        chart = sensitivity_chart(sensitivity, order, args.output / f"{int8_stem}_sensitivity.png",
                                   title=f"{name}: INT8 sensitivity per {unit} ({recipe.name})", highlight=suggestion)
         out.print(f"wrote {chart}")
     out.print(f"wrote {int8_artifact.path}")

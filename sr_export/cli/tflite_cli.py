@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip the final check against PyTorch (fp32/fp16: parity; int8: output PSNR and "
                         "Y-PSNR drop on the built-in images)")
     common.add_output_argument(parser, "output file, or a folder (default: "
-                               "<model>_x<scale>_<H>x<W>[_fp16|_int8...].tflite here)")
+                               "<model>_x<scale>_<H>x<W>[_fp16|_int8...-<recipe>].tflite here)")
     common.add_json_argument(parser, "export report (metadata, rewrites and parity per file)")
 
 

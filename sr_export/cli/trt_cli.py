@@ -39,7 +39,8 @@ def add_parser(commands: Any) -> None:
                      "flags given here override it")
     trt.add_argument("--workspace", type=common.WholeNumber(16, 1 << 20), metavar="MB", help="builder workspace limit (default 2048 MB)")
     trt.add_argument("--timing-cache", type=Path, metavar="PATH", help="timing cache to reuse and update")
-    common.add_output_argument(trt, "engine file (default: <model>_x<scale>_<precision>.engine)")
+    common.add_output_argument(trt, "engine file (default: <model>_x<scale>_<precision>.engine; INT8: "
+                              "<model>_x<scale>_int8-<recipe>.engine)")
     common.add_json_argument(trt, "build report (prepared ONNX, parity, engine)")
     trt.set_defaults(handler=cmd_trt)
 
@@ -84,7 +85,7 @@ def cmd_trt(args: argparse.Namespace) -> int:
     ONNX is proven in ONNX Runtime and written; the engine is built where TensorRT is (else exit 4)."""
     from sr_export.bench.build import BuildStopped
     from sr_export.runtimes.open import open_artifact
-    from sr_export.runtimes.tensorrt.build import engine_path
+    from sr_export.runtimes.tensorrt.build import engine_path, recipe_label
 
     console = common.stderr_console()
     if args.source is None and args.model is None:
@@ -95,7 +96,8 @@ def cmd_trt(args: argparse.Namespace) -> int:
     min_input_size = model.info.min_input_size if model is not None else source.metadata.min_input_size
     target, options, settings = settings_from_args(args, min_input_size)
     stem = Path(args.source).with_suffix(".onnx") if args.source else Path(f"{model.info.name}_x{model.info.scale}.onnx")
-    output = args.output or Path(engine_path(stem, None, settings.precision).name)
+    output = args.output or Path(engine_path(stem, None, settings.precision,
+                                             recipe_label(None, settings.calibration)).name)
     if output.suffix.lower() not in (".engine", ".plan"):
         raise SrExportError(f"-o {output}: an engine file ends in .engine or .plan")
     report: dict[str, Any] = {"onnx": str(args.source) if args.source else None, "settings": settings.to_dict()}

@@ -42,6 +42,7 @@ class ModelRequest:
     in_channels: int | None = None
     pad_to: int | None = None  # pad inputs (reflect) to a multiple of this, crop outputs back
     prototxt: str | None = None  # Caffe weights: the deploy graph (default: found beside the caffemodel)
+    app_dir: str | None = None  # where ``package.module:Class`` is imported from (default: the current folder)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "kwargs": dict(self.kwargs)}

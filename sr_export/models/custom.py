@@ -3,10 +3,12 @@ or a TorchScript file."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -46,7 +48,9 @@ def parse_reference(text: str) -> ModelReference | None:
     return None
 
 
-def import_class(ref: ModelReference) -> type[nn.Module]:
+def import_class(ref: ModelReference, app_dir: str | Path | None = None) -> type[nn.Module]:
+    """The class ``ref`` names. A ``package.module`` is imported from ``app_dir`` (default: the current
+    folder) before anything else on ``sys.path``, as ``python -m`` and uvicorn do."""
     if ref.kind == "file":
         path = Path(ref.location)
         require_file(path, "model file")
@@ -56,24 +60,53 @@ def import_class(ref: ModelReference) -> type[nn.Module]:
             raise SrExportError(f"cannot import {path}: not a Python file")
         module = importlib.util.module_from_spec(spec)
         # The file may import siblings next to it, as it would when run directly.
-        sys.path.insert(0, str(path.parent))
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:  # user code: any failure is the user's to fix
-            raise SrExportError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
-        finally:
-            sys.path.remove(str(path.parent))
+        with _importable_from(path.parent):
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:  # user code: any failure is the user's to fix
+                raise SrExportError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
     else:
-        try:
-            module = importlib.import_module(ref.location)
-        except Exception as exc:
-            raise SrExportError(f"cannot import module '{ref.location}': {type(exc).__name__}: {exc}") from exc
+        folder = app_folder(app_dir)
+        with _importable_from(folder):
+            try:
+                module = importlib.import_module(ref.location)
+            except Exception as exc:
+                where = f" (looked in {folder} first)" if app_dir is not None else ""
+                raise SrExportError(
+                    f"cannot import module '{ref.location}'{where}: {type(exc).__name__}: {exc}") from exc
     cls = getattr(module, ref.class_name, None)
     if cls is None:
         raise SrExportError(f"{ref.location} has no attribute '{ref.class_name}'")
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise SrExportError(f"{ref} is not a torch.nn.Module class")
     return cls
+
+
+def app_folder(app_dir: str | Path | None) -> Path:
+    """The folder ``package.module`` references import from: ``app_dir`` (which must be a folder), else the
+    current one."""
+    if app_dir is None:
+        return Path.cwd()
+    folder = Path(app_dir).expanduser()
+    if not folder.exists():
+        raise SrExportError(f"--app-dir {app_dir}: not found")
+    if not folder.is_dir():
+        raise SrExportError(f"--app-dir {app_dir}: not a folder")
+    return folder.resolve()
+
+
+@contextlib.contextmanager
+def _importable_from(folder: Path) -> Iterator[None]:
+    """``folder`` first on ``sys.path`` for the import only: taken off again afterwards, so one call's
+    folder never serves the next call's imports (the CLI runs many times in one test process)."""
+    entry = str(folder)
+    sys.path.insert(0, entry)
+    # Path finders cache folder listings; a package written a moment ago (same mtime second) would be missed.
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        sys.path.remove(entry)  # the first occurrence: the one inserted above
 
 
 def instantiate(cls: type[nn.Module], kwargs: dict[str, Any], scale: int | None) -> nn.Module:

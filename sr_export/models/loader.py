@@ -64,6 +64,9 @@ def load_model(request: ModelRequest) -> LoadedModel:
         raise SrExportError(f"--scale must be between 1 and 16, not {request.scale}")
     if request.pad_to is not None and not 1 <= request.pad_to <= 256:
         raise SrExportError(f"--pad-to must be between 1 and 256, not {request.pad_to}")
+    if request.app_dir is not None:  # a bad folder is refused whatever the model, before any work;
+        # stored absolute, so the reference can be rebuilt from an artifact's metadata anywhere
+        request = replace(request, app_dir=str(custom.app_folder(request.app_dir)))
     reference = custom.parse_reference(request.model)
     loaded = _load_zoo(request) if reference is None else _load_custom(request, reference)
     loaded.module.eval()
@@ -196,7 +199,7 @@ def _load_custom(request: ModelRequest, reference: custom.ModelReference) -> Loa
                 raise SrExportError("a TorchScript file already holds its weights; drop --weights")
             module = custom.load_torchscript(Path(reference.location))
         else:
-            cls = custom.import_class(reference)
+            cls = custom.import_class(reference, request.app_dir)
             module = custom.instantiate(cls, dict(request.kwargs), request.scale)
     sha = None
     if weights_path:

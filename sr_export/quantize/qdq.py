@@ -27,6 +27,7 @@ from sr_export.core.artifacts import INT8_METADATA_KEY, Artifact, embed_in_onnx
 from sr_export.core.errors import SrExportError, stage
 from sr_export.core.formats import ONNX, ONNX_QDQ
 from sr_export.core.io import atomic_path
+from sr_export.core.naming import int8_tail
 from sr_export.quantize.cache_key import CalibrationKey, initialiser_hash, onnx_graph_identity
 from sr_export.quantize.calibration_data import CalibrationSet
 from sr_export.quantize.graph import ensure_node_names, sr_float_nodes, unknown_nodes
@@ -172,10 +173,16 @@ def quantize_onnx(
     entry.key, entry.value = INT8_METADATA_KEY, json.dumps(details)
     target = Path(output)
     if target.is_dir() or target.suffix.lower() != ".onnx":
-        target = target / f"{onnx_artifact.path.stem}_int8{'_trt' if flavour == 'tensorrt' else ''}.onnx"
+        target = target / int8_filename(onnx_artifact.path.stem, recipe.name, flavour)
     with atomic_path(target) as tmp:
         onnx.save(quantized, str(tmp))
     return Artifact(target, metadata)
+
+
+def int8_filename(stem: str, recipe: str, flavour: str = "onnxruntime") -> str:
+    """The default name of a QDQ file quantised from ``stem``.onnx: 'erfdn_x4_int8-mixed.onnx',
+    'erfdn_x4_int8_trt-mixed.onnx' (see sr_export.core.naming)."""
+    return f"{stem}{int8_tail(recipe, '_trt' if flavour == 'tensorrt' else '')}.onnx"
 
 
 def int8_details(path: str | Path) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -64,13 +65,15 @@ def test_a_tflite_int8_profile_runs_end_to_end(tmp_path: Path, sr_bench) -> None
                       "--sizes", "64x64", "--runs", "2", "--warmup", "1", "--exporter", "legacy", "-o", out,
                       "--no-history")
     assert result.code == 0, result.err
-    row = json.loads((out / "matrix-tflite-int8.json").read_text())["rows"][0]
+    (results,) = out.glob("matrix-tflite-int8-*.json")  # --no-history: the run id is the UTC time
+    assert re.fullmatch(r"matrix-tflite-int8-\d{8}T\d{6}Z", results.stem)
+    row = json.loads(results.read_text())["rows"][0]
     assert row["parity_passed"] is True and row["parity_worst_psnr_db"] >= 35
     assert row["details"]["parity"]["dataset_drop"]["passed"]
     assert 25 < row["psnr_y"] < 40
     run = row["details"]["device_run"]
     assert run["device"]["io"] == "uint8" and run["device"]["delegate"] in ("xnnpack", "builtin")
     assert [s["input_hw"] for s in run["sizes"]] == [[64, 64]] and run["sizes"][0]["output_hw"] == [128, 128]
-    (artifact,) = out.glob("imdn_x2_64x64_int8.tflite")
+    (artifact,) = out.glob("imdn_x2_64x64_int8-default.tflite")
     sidecar = json.loads(Path(f"{artifact}.json").read_text())
     assert sidecar["quantization"]["io"] == "uint8" and sidecar["quantization"]["scheme"] == "sr-float"

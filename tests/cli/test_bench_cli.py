@@ -100,11 +100,13 @@ def test_suite_run_prints_one_table_and_writes_json_and_chart(sr_bench, tmp_path
     result = sr_bench("--target", "cpu", "--suite", suite, "--out-dir", tmp_path / "out")
     assert result.code == 0, result.err
     assert "erfdn x4" in result.out and "speedup" in result.out
-    data = json.loads((tmp_path / "out" / "tiny-cpu.json").read_text())
+    (results,) = (tmp_path / "out").glob("tiny-cpu-*.json")
+    data = json.loads(results.read_text())
+    assert data["run_id"].isdigit() and results.name == f"tiny-cpu-{data['run_id']}.json"  # its history run number
     (row,) = data["rows"]
     assert row["params"] == 433_448 and row["parity_passed"]
     assert row["psnr_y"] > 25  # real weights on real photos
-    assert (tmp_path / "out" / "tiny-cpu-latency.png").is_file()
+    assert (tmp_path / "out" / f"tiny-cpu-{data['run_id']}-latency.png").is_file()
     assert (tmp_path / "out" / "erfdn_x4.onnx").is_file()
 
 

@@ -40,7 +40,7 @@ def test_trt_int8_writes_the_tensorrt_qdq_onnx_proves_it_and_stops(trt_int8) -> 
     check = prepared["check"]
     assert check["passed"] and check["candidate"].startswith("onnxruntime-cpu int8")
     assert check["dataset_drop"]["passed"]
-    assert sorted(p.name for p in folder.glob("*.onnx")) == ["imdn_x2.onnx", "imdn_x2_int8.onnx"]
+    assert sorted(p.name for p in folder.glob("*.onnx")) == ["imdn_x2.onnx", "imdn_x2_int8_trt-default.onnx"]
     assert not list(folder.glob("*.engine")) and not list(folder.glob(".sr-export-build*"))
 
 
@@ -75,10 +75,10 @@ def test_board_command_lines_come_from_the_profile(trt_int8, exported_official, 
 
     int8 = load_profile("trt-int8")
     _, folder, _ = trt_int8
-    qdq = open_artifact(folder / "imdn_x2_int8.onnx")
+    qdq = open_artifact(folder / "imdn_x2_int8_trt-default.onnx")
     job, _ = device_job(int8, [qdq], Suite("s", ()).timing(int8))
     trt10, trt11 = job["session"]["params"]["trtexec"]["build"]["10"], job["session"]["params"]["trtexec"]["build"]["11"]
-    assert "--onnx=imdn_x2_int8.onnx" in trt10 and "--int8" in trt10 and "--fp16" in trt10
+    assert "--onnx=imdn_x2_int8_trt-default.onnx" in trt10 and "--int8" in trt10 and "--fp16" in trt10
     assert "--stronglyTyped" in trt11 and "--int8" not in trt11
     # The FP32 graph under an INT8 profile is never sent with --int8 (no calibration would back it).
     job, _ = device_job(int8, [open_artifact(folder / "imdn_x2.onnx")], Suite("s", ()).timing(int8))

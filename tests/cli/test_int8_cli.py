@@ -90,8 +90,9 @@ def test_int8_report_ranks_activation_tensors_and_its_plan_applies(tmp_path: Pat
     assert len(gains) > 30 and gains == sorted(gains, reverse=True)
     plan = report["suggested_keep_float"]
     assert len(plan) == 3 and set(plan) <= tensors
-    assert (out / "imdn_x2_int8_sensitivity.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "imdn_x2_int8-tiny_sensitivity.png").read_bytes()[:4] == b"\x89PNG"
     assert "suggested plan: --keep-float " + ",".join(plan) in result.out
+    assert (out / "imdn_x2_int8-tiny.onnx").is_file()  # named by its recipe, like sr-export onnx --int8
 
     applied = tmp_path / "imdn_x2_int8.onnx"
     result = sr_export("onnx", "--model", "imdn", "--scale", "2", "--weights", "official", "--exporter", "legacy",

@@ -21,7 +21,7 @@ def test_an_int8_profile_times_the_qdq_graph_calibrated_with_its_recipe(exported
     result = sr_bench("--target", profile, "speed", "--artifact", export, "--no-pytorch", "--json")
     assert result.code == 0, result.err
     timings = json.loads(result.out)["timings"]
-    assert [(t["runner"], t["input_hw"]) for t in timings] == [("onnxruntime:imdn_x2_int8.onnx", [32, 32])]
+    assert [(t["runner"], t["input_hw"]) for t in timings] == [("onnxruntime:imdn_x2_int8-tiny.onnx", [32, 32])]
     keys = [json.loads(p.read_text())["key"] for p in cache_folder().glob("*.json") if "key" in p.read_text()]
     recipes = [k["calibration"]["recipe"] for k in keys if isinstance(k, dict) and "calibration" in k]
     assert {"patch_size": 24, "patch_count": 4, "seed": 7, "method": "minmax"}.items() <= next(

@@ -51,7 +51,7 @@ def ort_int8(erfdn_float, erfdn_statistics, tiny_recipe_path: Path, tmp_path_fac
 
 def test_onnxruntime_int8_is_qdq_with_uint8_activations_and_float_sr_layers(ort_int8) -> None:
     proto = onnx.load(str(ort_int8.path))
-    assert ort_int8.metadata.precision == "int8" and ort_int8.path.name == "erfdn_x4_int8.onnx"
+    assert ort_int8.metadata.precision == "int8" and ort_int8.path.name == "erfdn_x4_int8-tiny.onnx"
     ops = [n.op_type for n in proto.graph.node]
     assert ops.count("QuantizeLinear") > 40 and ops.count("DequantizeLinear") > 40
     inits = {i.name: i for i in proto.graph.initializer}
@@ -86,7 +86,7 @@ def test_tensorrt_flavour_is_symmetric_int8_without_quantised_bias_and_runs(erfd
                                                                           tiny_recipe_path: Path, tmp_path: Path) -> None:
     artifact = quantize_onnx(erfdn_float, load_recipe(tiny_recipe_path), flavour="tensorrt", output=tmp_path,
                              statistics=erfdn_statistics)
-    assert artifact.path.name == "erfdn_x4_int8_trt.onnx"
+    assert artifact.path.name == "erfdn_x4_int8_trt-tiny.onnx"
     proto = onnx.load(str(artifact.path))
     inits = {i.name: onnx.numpy_helper.to_array(i) for i in proto.graph.initializer}
     for node in proto.graph.node:

@@ -90,7 +90,7 @@ def idn_fixed(tmp_path_factory):
 
 def test_idn_with_its_transposed_conv_and_bicubic_path_converts_via_torch_export(idn_fixed) -> None:
     model, artifact = idn_fixed
-    assert artifact.path.name == "idn_x3.mlpackage"
+    assert artifact.path.name == "idn_x3_fp16.mlpackage"
     assert artifact.metadata.static_hw == (20, 24)
     report = fp16_parity(artifact, model, [(20, 24)])
     assert report.passed, report.to_dict()

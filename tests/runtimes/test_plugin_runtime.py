@@ -85,7 +85,7 @@ def test_sr_bench_targets_it_by_name(registered: str, tmp_path: Path, sr_bench) 
                       "--sizes", "32x32", "--runs", "2", "--warmup", "1", "--exporter", "legacy",
                       "-o", tmp_path / "out", "--no-history")
     assert result.code == 0, result.err
-    (report,) = (tmp_path / "out").glob(f"matrix-{registered}.json")
+    (report,) = (tmp_path / "out").glob(f"matrix-{registered}-*.json")
     row = json.loads(report.read_text())["rows"][0]
     run = row["details"]["device_run"]
     assert run["device"]["runtime"].startswith("onnxruntime") and run["device"]["threads"] == "1"

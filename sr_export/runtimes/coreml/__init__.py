@@ -60,7 +60,7 @@ class CoreMLRuntime(Runtime):
         converted = convert_model(model, coreml_options)
         path = Path(output)
         if path.suffix.lower() != ".mlpackage":
-            path = path / default_filename(model)
+            path = path / default_filename(model, precision, settings.int8_weights)
         written = write_package(converted, path)
         details = {"route": converted.route, "convert_seconds": round(converted.seconds, 2),
                    "ops": converted.op_counts, "size_bytes": package_size(written.path), "notes": list(converted.notes)}

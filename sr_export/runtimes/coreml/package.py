@@ -33,5 +33,8 @@ def write_package(converted: ConvertedProgram, output: Path) -> Artifact:
     return Artifact(output, converted.metadata)
 
 
-def default_filename(model: LoadedModel) -> str:
-    return f"{model.info.name}_x{model.info.scale}.mlpackage"
+def default_filename(model: LoadedModel, precision: str = "fp16", int8_weights: bool = False) -> str:
+    """'erfdn_x4_fp16.mlpackage', 'erfdn_x4.mlpackage' (fp32), 'erfdn_x4_fp16_w8.mlpackage' (8-bit weights): an
+    FP32 and an FP16 build of one model never share a name (sr_export.core.naming)."""
+    tail = ("" if precision == "fp32" else f"_{precision}") + ("_w8" if int8_weights else "")
+    return f"{model.info.name}_x{model.info.scale}{tail}.mlpackage"

@@ -24,7 +24,13 @@ from sr_export.core.errors import SrExportError
 from sr_export.core.formats import ONNX, ONNX_QDQ, TENSORRT_ENGINE
 from sr_export.core.io import atomic_path
 from sr_export.runtimes.base import DeviceSession, Runtime
-from sr_export.runtimes.tensorrt.build import Progress, build_engine, engine_path, uses_strong_typing
+from sr_export.runtimes.tensorrt.build import (
+    Progress,
+    build_engine,
+    engine_path,
+    recipe_label,
+    uses_strong_typing,
+)
 from sr_export.runtimes.tensorrt.loader import current_platform, import_tensorrt
 from sr_export.runtimes.tensorrt.manifest import EngineManifest, file_sha256, write_manifest
 from sr_export.runtimes.tensorrt.settings import EngineSettings, TensorRTRuntimeOptions, settings_from_options
@@ -74,7 +80,8 @@ class TensorRTRuntime(Runtime):
     ) -> Artifact:
         meta = onnx_artifact.metadata
         settings = settings or self.settings(onnx_artifact, precision, options)
-        target = engine_path(onnx_artifact.path, output, settings.precision)
+        target = engine_path(onnx_artifact.path, output, settings.precision,
+                             recipe_label(calibration, settings.calibration))
         prepared = self.prepare(onnx_artifact, target.parent, settings=settings, calibration=calibration)
         trt = import_tensorrt()
         here = current_platform(trt)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sr_export.core.artifacts import Artifact
 from sr_export.core.errors import RuntimeUnavailable, SrExportError, StageFailed
 from sr_export.core.io import atomic_path
+from sr_export.core.naming import base_stem, int8_tail
 from sr_export.runtimes.tensorrt.loader import tensorrt_major
 from sr_export.runtimes.tensorrt.settings import EngineSettings
 
@@ -30,14 +31,28 @@ def uses_strong_typing(trt: Any, settings: EngineSettings) -> bool:
     return tensorrt_major(trt) >= 11
 
 
-def engine_path(onnx_path: Path, output: Path | None, precision: str) -> Path:
+def engine_path(onnx_path: Path, output: Path | None, precision: str, recipe: str | None = None) -> Path:
+    """``output`` when it names an engine file, else the default name in it: the ONNX file's model stem, the
+    precision and, for INT8, the calibration recipe (given, or the one the QDQ file's name carries):
+    'imdn_x2_int8_trt-mixed.onnx' -> 'imdn_x2_int8-mixed.engine'."""
     if output is not None and Path(output).suffix.lower() in ENGINE_SUFFIXES:
         return Path(output)
     folder = Path(output) if output is not None else onnx_path.parent
-    stem = onnx_path.stem
-    for tail in ("_fp16", "_int8"):
-        stem = stem.removesuffix(tail)
-    return folder / f"{stem}_{precision}.engine"
+    stem, named = base_stem(onnx_path.stem)
+    tail = int8_tail(recipe or named) if precision == "int8" else f"_{precision}"
+    return folder / f"{stem}{tail}.engine"
+
+
+def recipe_label(calibration: CalibrationSet | None, recipe: str | None) -> str | None:
+    """The name of the recipe an INT8 engine is calibrated by, for its file name: the build's calibration
+    set's, else the --calib given (read, so a .toml names it as the QDQ file it makes does)."""
+    if calibration is not None:
+        return calibration.recipe.name
+    if recipe is None:
+        return None
+    from sr_export.quantize.recipes import load_recipe
+
+    return load_recipe(recipe).name
 
 
 def build_engine(

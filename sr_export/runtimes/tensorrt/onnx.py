@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sr_export.core.artifacts import Artifact
 from sr_export.core.errors import SrExportError
 from sr_export.core.formats import ONNX_QDQ
+from sr_export.core.naming import base_stem
 from sr_export.runtimes.tensorrt.settings import EngineSettings
 
 if TYPE_CHECKING:
@@ -132,9 +133,9 @@ def _checked_qdq(artifact: Artifact) -> Artifact:
 def _quantized(artifact: Artifact, recipe_name: str | None, folder: Path,
                calibration: CalibrationSet | None) -> Artifact:
     """Calibrate and quantise (explicit QDQ in TensorRT's flavour) on the build's calibration set."""
-    from sr_export.quantize.qdq import quantize_onnx
+    from sr_export.quantize.qdq import int8_filename, quantize_onnx
     from sr_export.quantize.recipes import load_recipe
 
     recipe = calibration.recipe if calibration is not None else load_recipe(str(recipe_name))
-    output = folder / prepared_name(artifact.path, "int8")
+    output = folder / int8_filename(base_stem(artifact.path.stem)[0], recipe.name, "tensorrt")
     return _checked_qdq(quantize_onnx(artifact, recipe, flavour="tensorrt", output=output, calibration=calibration))

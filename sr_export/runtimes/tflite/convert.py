@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sr_export.core.artifacts import Artifact, ArtifactMetadata
 from sr_export.core.errors import MissingDependencyError, SrExportError, StageFailed, first_line
+from sr_export.core.naming import int8_tail
 from sr_export.runtimes.tflite.diagnose import diagnose
 from sr_export.runtimes.tflite.int8 import TfliteInt8Options, quantize_model
 from sr_export.runtimes.tflite.options import LAYOUTS, PRECISIONS
@@ -61,15 +62,15 @@ class ConvertedTflite:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-# File name suffixes: the default INT8 scheme is plain "_int8".
-_INT8_SUFFIXES = {"sr-float": "_int8", "sr-int16": "_int8_a16", "full": "_int8_full"}
+# File name variants after "_int8": the default INT8 scheme has none. The recipe follows (sr_export.core.naming).
+_INT8_VARIANTS = {"sr-float": "", "sr-int16": "_a16", "full": "_full"}
 
 
 def default_filename(model: LoadedModel, options: TfliteOptions) -> str:
     height, width = options.shape
     suffix = {"fp32": "", "fp16": "_fp16"}.get(options.precision, "")
     if options.int8 is not None:
-        suffix = _INT8_SUFFIXES[options.int8.resolved_scheme]
+        suffix = int8_tail(options.int8.recipe.name, _INT8_VARIANTS[options.int8.resolved_scheme])
     return f"{model.info.name}_x{model.info.scale}_{height}x{width}{suffix}.tflite"
 
 
