@@ -50,7 +50,7 @@ def import_class(ref: ModelReference) -> type[nn.Module]:
     if ref.kind == "file":
         path = Path(ref.location)
         require_file(path, "model file")
-        module_name = f"sr_export_user_{path.stem}_{abs(hash(str(path)))}"
+        module_name = user_module_name(path)
         spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:
             raise SrExportError(f"cannot import {path}: not a Python file")
@@ -74,6 +74,18 @@ def import_class(ref: ModelReference) -> type[nn.Module]:
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise SrExportError(f"{ref} is not a torch.nn.Module class")
     return cls
+
+
+def user_module_name(path: Path) -> str:
+    """The name a model file is imported under: distinct per file, and the same in every run.
+
+    Converters bake the module's qualified name into the artifact (TFLite tensor names), so it must not
+    come from ``hash()`` (salted per process) or from where the file lies: a digest of its content.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return f"sr_export_user_{path.stem}_{digest}"
 
 
 def instantiate(cls: type[nn.Module], kwargs: dict[str, Any], scale: int | None) -> nn.Module:
