@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sr_export.core.artifacts import INT8_METADATA_KEY, Artifact, embed_in_onnx
+from sr_export.core.artifacts import INT8_METADATA_KEY, Artifact, build_stamp, embed_in_onnx
 from sr_export.core.errors import SrExportError, stage
 from sr_export.core.formats import ONNX, ONNX_QDQ
 from sr_export.core.io import atomic_path
@@ -175,7 +175,7 @@ def quantize_onnx(
         target = target / f"{onnx_artifact.path.stem}_int8{'_trt' if flavour == 'tensorrt' else ''}.onnx"
     with atomic_path(target) as tmp:
         onnx.save(quantized, str(tmp))
-    return Artifact(target, metadata)
+    return Artifact(target, build_stamp(metadata))
 
 
 def int8_details(path: str | Path) -> dict[str, Any] | None:
