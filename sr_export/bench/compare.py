@@ -27,11 +27,51 @@ class SizeDelta:
                 "slowdown": round(self.slowdown, 4)}
 
 
+# How the artifact of one run relates to another's. Builds are reproducible, so equal hashes from two runs
+# mean the artifact was rebuilt (or reused) byte for byte: any latency change lies elsewhere.
+IDENTICAL, CHANGED, UNKNOWN = "identical", "changed", "unknown"
+
+
+@dataclass(frozen=True)
+class ArtifactChange:
+    base_sha256: str
+    new_sha256: str
+    same_run: bool = False
+
+    @property
+    def status(self) -> str:
+        if not (self.base_sha256 and self.new_sha256):
+            return UNKNOWN  # a record from before hashes were stored, or a hand-written baseline
+        return IDENTICAL if self.base_sha256 == self.new_sha256 else CHANGED
+
+    def describe(self) -> str:
+        """One line for people: 'artifact rebuilt, identical (sha256 ...)' or 'artifact changed: ... -> ...'."""
+        if self.status == UNKNOWN:
+            return "artifact: no sha256 recorded for one of the runs, so whether it changed is unknown"
+        if self.status == CHANGED:
+            return f"artifact changed: sha256 {self.base_sha256[:16]} -> {self.new_sha256[:16]}"
+        how = "the same run" if self.same_run else "rebuilt, identical"
+        return f"artifact {how} (sha256 {self.new_sha256[:16]})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "rebuilt": self.status == IDENTICAL and not self.same_run,
+                "base_sha256": self.base_sha256 or None, "new_sha256": self.new_sha256 or None}
+
+
+def artifact_change(base: RunRecord, new: RunRecord) -> ArtifactChange:
+    same_run = base.id is not None and base.id == new.id
+    return ArtifactChange(base.artifact_sha256, new.artifact_sha256, same_run=same_run)
+
+
 @dataclass(frozen=True)
 class RunDelta:
     base: RunRecord
     new: RunRecord
     sizes: tuple[SizeDelta, ...]
+
+    @property
+    def artifact(self) -> ArtifactChange:
+        return artifact_change(self.base, self.new)
 
     @property
     def psnr_drop(self) -> float | None:
@@ -42,7 +82,8 @@ class RunDelta:
     def to_dict(self) -> dict[str, Any]:
         return {"base": self.base.id, "new": self.new.id, "model": self.new.label, "target": self.new.target,
                 "sizes": [s.to_dict() for s in self.sizes],
-                "psnr_drop_db": None if self.psnr_drop is None else round(self.psnr_drop, 4)}
+                "psnr_drop_db": None if self.psnr_drop is None else round(self.psnr_drop, 4),
+                "artifact": self.artifact.to_dict()}
 
 
 def compare_runs(base: RunRecord, new: RunRecord) -> RunDelta:

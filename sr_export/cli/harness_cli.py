@@ -373,7 +373,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out.print(table)
     if delta.psnr_drop is not None:
         out.print(f"PSNR-Y: {base.psnr_y:.3f} -> {new.psnr_y:.3f} dB ({-delta.psnr_drop:+.3f} dB)")
-    for key in ("artifact_sha256", "weights_sha256", "tool_version", "git_commit"):
+    out.print(delta.artifact.describe())
+    for key in ("weights_sha256", "tool_version", "git_commit"):
         if getattr(base, key) != getattr(new, key):
             out.print(f"{key} differs: {str(getattr(base, key))[:16]} -> {str(getattr(new, key))[:16]}")
     if not delta.sizes:

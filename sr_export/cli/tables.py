@@ -150,7 +150,9 @@ def metadata_table(path: Path, meta: ArtifactMetadata) -> Table:
         rows.append(("tiling", describe_tiling(meta.tiling)))
     if meta.tile_alignment > 1:
         rows.append(("tile alignment", f"{meta.tile_alignment} LR px (not shift-invariant: window attention or strides)"))
-    rows.append(("made by", f"sr-export {meta.tool_version}, {meta.created}"))
+    # ONNX files do not hold their build's time and host (artifacts are reproducible); sidecars and old files do.
+    built = ", ".join(filter(None, [meta.created, f"on {meta.host}" if meta.host else None]))
+    rows.append(("made by", f"sr-export {meta.tool_version}" + (f", {built}" if built else "")))
     for label, value in rows:
         table.add_row(label, value)
     for note in meta.notes:

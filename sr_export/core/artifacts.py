@@ -7,11 +7,17 @@ runtimes can run it, so that later steps (parity, speed, evaluation) need
 nothing but the file. ONNX files hold the metadata in their
 ``metadata_props``; formats without a metadata slot get a sidecar
 ``<file>.json``. Metadata written by earlier versions still reads.
+
+Artifacts are reproducible: the same inputs give the same bytes. So when and
+where a build ran (:data:`BUILD_FIELDS`) is never stored in an artifact file:
+sidecars and the builds' JSON reports record it (old ONNX files that embed
+``created`` still read).
 """
 
 from __future__ import annotations
 
 import json
+import platform
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -32,6 +38,9 @@ SIDECAR_SUFFIX = ".json"
 # refused where it is opened, not deep inside a runtime.
 CONTENT_HASH_KEY = "content_sha256"
 _REQUIRED_FIELDS = ("model", "scale", "in_channels", "data_range", "color")
+# What describes one build, not the artifact: it would make two builds of the same inputs differ, so it is
+# kept out of artifact files (sidecars and reports carry it).
+BUILD_FIELDS = ("created", "host")
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,9 @@ class ArtifactMetadata:
     # proven (checks.parity.tiling_measurement): verdict "exact" or "approximate", worst PSNR and max|diff|.
     tiling: Mapping[str, Any] = field(default_factory=dict)
     tool_version: str = __version__
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    # When (UTC, ISO 8601) and on which host the artifact was built (see BUILD_FIELDS); None where unknown.
+    created: str | None = None
+    host: str | None = None
     notes: tuple[str, ...] = ()
     # How an INT8 artifact was quantised when the format has no place for it
     # (TFLite: scheme, I/O type and parameters, calibration recipe); empty otherwise.
@@ -100,7 +111,14 @@ class ArtifactMetadata:
         data["runtimes"] = list(self.runtimes)
         data["quantization"] = dict(self.quantization)
         data["tiling"] = dict(self.tiling)
+        for name in BUILD_FIELDS:  # unknown build details are left out, not written as null
+            if data[name] is None:
+                del data[name]
         return data
+
+    def content_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the build's time and host: what an artifact file itself may hold."""
+        return {k: v for k, v in self.to_dict().items() if k not in BUILD_FIELDS}
 
     @classmethod
     def for_model(cls, model: Any, **fields: Any) -> ArtifactMetadata:
@@ -320,10 +338,18 @@ def _with_qdq_flavour(metadata: ArtifactMetadata, props: Mapping[str, str], path
     return replace(metadata, flavour=flavour, backend=flavour or metadata.backend)
 
 
+def build_stamp(metadata: ArtifactMetadata) -> ArtifactMetadata:
+    """``metadata`` of an artifact being built now, here (replacing any time and host it inherited)."""
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return replace(metadata, created=created, host=platform.node() or None)
+
+
 def sidecar_document(metadata: ArtifactMetadata, content: Path) -> dict[str, Any]:
-    """What a sidecar holds: the metadata, and the hash of the artifact's content as written (``content``
-    may be the staged file that is about to be renamed onto the artifact's path)."""
-    return {**metadata.to_dict(), CONTENT_HASH_KEY: content_sha256(content)}
+    """What a sidecar holds: the metadata with its build's time and host (now and here when ``metadata``
+    does not say), and the hash of the artifact's content as written (``content`` may be the staged file
+    that is about to be renamed onto the artifact's path)."""
+    stamped = metadata if metadata.created else build_stamp(metadata)
+    return {**stamped.to_dict(), CONTENT_HASH_KEY: content_sha256(content)}
 
 
 def write_sidecar(path: Path, metadata: ArtifactMetadata, content: Path | None = None) -> Path:
@@ -332,8 +358,9 @@ def write_sidecar(path: Path, metadata: ArtifactMetadata, content: Path | None =
 
 
 def embed_in_onnx(proto: Any, metadata: ArtifactMetadata) -> None:
-    """Store ``metadata`` in an ``onnx.ModelProto`` (replacing earlier sr-export entries)."""
-    props = {**metadata.readable_props(), METADATA_KEY: json.dumps(metadata.to_dict())}
+    """Store ``metadata`` in an ``onnx.ModelProto`` (replacing earlier sr-export entries), without the
+    build's time and host: the file's bytes depend only on what it was built from."""
+    props = {**metadata.readable_props(), METADATA_KEY: json.dumps(metadata.content_dict())}
     kept = [p for p in proto.metadata_props if p.key not in props]
     del proto.metadata_props[:]
     proto.metadata_props.extend(kept)

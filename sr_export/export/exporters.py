@@ -18,12 +18,14 @@ import io
 import logging
 import warnings
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import onnx
 import torch
 
 from sr_export.core.errors import first_line
 from sr_export.export.budget import BudgetSpent, ChildFailed, Say, run_within
+from sr_export.models.loader import example_input
 
 INPUT_NAME, OUTPUT_NAME = "input", "output"
 EXPORTER_CHOICES = ("auto", "dynamo", "legacy")
@@ -35,6 +37,9 @@ EXPORTER_ORDER: dict[str, tuple[str, ...]] = {
 }
 DYNAMIC_INPUT_DIMS = {0: "batch", 2: "height", 3: "width"}
 DYNAMIC_OUTPUT_DIMS = {0: "batch", 2: "out_height", 3: "out_width"}
+# Node metadata that says where in which source file a node came from: absolute paths (a checkout's, a
+# virtual environment's) and line numbers would make the same model's graph differ between machines.
+SOURCE_LOCATION_KEYS = frozenset({"pkg.torch.onnx.stack_trace"})
 _CHATTY_LOGGERS = ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx", "onnxscript", "onnx_ir")
 
 
@@ -74,7 +79,7 @@ def export_graph(
     timeout: float | None = None,
     say: Say | None = None,
 ) -> onnx.ModelProto:
-    """Trace ``module`` on a random input of ``input_shape`` with ``exporter``.
+    """Trace ``module`` on a (seeded) random input of ``input_shape`` with ``exporter``.
 
     With a ``timeout`` (seconds) the trace runs in a child process that is
     stopped when the time is spent; ``say`` hears every second which exporter
@@ -102,7 +107,24 @@ def export_graph(
         raise ExportAttemptFailed(exporter, f"produced opset {produced}, not the requested {opset}")
     if dynamic:
         name_dynamic_dims(proto)
+    strip_source_locations(proto)
     return proto
+
+
+def strip_source_locations(proto: onnx.ModelProto) -> None:
+    """Drop what ties nodes to source files on this machine (stack traces, doc strings), so a graph's bytes
+    depend on the model, not on where its code is installed; module names and scopes stay for viewers."""
+    graphs: list[Any] = [proto.graph, *proto.functions]  # and the subgraphs of If/Loop nodes, found on the way
+    while graphs:
+        graph = graphs.pop()
+        for node in graph.node:
+            node.doc_string = ""
+            kept = [p for p in node.metadata_props if p.key not in SOURCE_LOCATION_KEYS]
+            if len(kept) != len(node.metadata_props):
+                del node.metadata_props[:]
+                node.metadata_props.extend(kept)
+            graphs.extend(a.g for a in node.attribute if a.HasField("g"))
+            graphs.extend(g for a in node.attribute for g in a.graphs)
 
 
 # What usually makes an exporter slow on symbolic sizes, said when its time runs out.
@@ -145,7 +167,7 @@ def _trace_dynamo(module: torch.nn.Module, input_shape: tuple[int, ...], dynamic
         # A batch of 1 would be specialised (0/1 specialisation), so trace with 2.
         shape[0] = max(2, shape[0])
         dynamic_shapes = ({axis: Dim.DYNAMIC for axis in DYNAMIC_INPUT_DIMS},)
-    example = (torch.rand(shape),)
+    example = (example_input(shape),)
     program = torch.export.export(module, example, dynamic_shapes=dynamic_shapes, strict=False)
     onnx_program = torch.onnx.export(
         program,
@@ -165,7 +187,7 @@ def _trace_legacy(module: torch.nn.Module, input_shape: tuple[int, ...], dynamic
     buffer = io.BytesIO()
     torch.onnx.export(
         module,
-        (torch.rand(input_shape),),
+        (example_input(input_shape),),
         buffer,
         dynamo=False,
         opset_version=opset,

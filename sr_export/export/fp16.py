@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sr_export.core.artifacts import Artifact, embed_in_onnx
+from sr_export.core.artifacts import Artifact, build_stamp, embed_in_onnx
 from sr_export.core.errors import MissingDependencyError, StageFailed
 
 # Kept in FP32. The contrast (standard deviation) branch of IMDN/RFDN channel
@@ -66,4 +66,4 @@ def save_fp16(onnx_artifact: Artifact, output: Path, keep_float: Sequence[str] =
     embed_in_onnx(proto, metadata)
     with atomic_path(output) as tmp:
         onnx.save(proto, str(tmp))
-    return Artifact(Path(output), metadata)
+    return Artifact(Path(output), build_stamp(metadata))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import onnx
 
-from sr_export.core.artifacts import Artifact, ArtifactMetadata, embed_in_onnx
+from sr_export.core.artifacts import Artifact, ArtifactMetadata, build_stamp, embed_in_onnx
 from sr_export.core.errors import SrExportError, StageFailed
 from sr_export.export.budget import DEFAULT_EXPORT_TIMEOUT_S, MAX_EXPORT_TIMEOUT_S, Say
 from sr_export.export.exporters import (
@@ -148,11 +148,12 @@ def _no_graph_message(failures: list[str], dynamic: bool, options: ExportOptions
 
 def save_export(model: LoadedModel, options: ExportOptions, folder: Path, filename: str | None = None,
                 say: Say | None = None) -> Artifact:
-    """Export ``model`` and write it (atomically) into ``folder``."""
+    """Export ``model`` and write it (atomically) into ``folder``; the returned metadata (not the file)
+    says when and where it was built."""
     from sr_export.core.io import atomic_path
 
     exported = export_onnx(model, options, say)
     path = Path(folder) / (filename or default_filename(model))
     with atomic_path(path) as tmp:
         onnx.save(exported.proto, str(tmp))
-    return Artifact(path, exported.metadata)
+    return Artifact(path, build_stamp(exported.metadata))

@@ -54,7 +54,7 @@ def import_class(ref: ModelReference, app_dir: str | Path | None = None) -> type
     if ref.kind == "file":
         path = Path(ref.location)
         require_file(path, "model file")
-        module_name = f"sr_export_user_{path.stem}_{abs(hash(str(path)))}"
+        module_name = user_module_name(path)
         spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:
             raise SrExportError(f"cannot import {path}: not a Python file")
@@ -107,6 +107,18 @@ def _importable_from(folder: Path) -> Iterator[None]:
         yield
     finally:
         sys.path.remove(entry)  # the first occurrence: the one inserted above
+
+
+def user_module_name(path: Path) -> str:
+    """The name a model file is imported under: distinct per file, and the same in every run.
+
+    Converters bake the module's qualified name into the artifact (TFLite tensor names), so it must not
+    come from ``hash()`` (salted per process) or from where the file lies: a digest of its content.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return f"sr_export_user_{path.stem}_{digest}"
 
 
 def instantiate(cls: type[nn.Module], kwargs: dict[str, Any], scale: int | None) -> nn.Module:

@@ -25,6 +25,17 @@ if TYPE_CHECKING:
 
 DEFAULT_SCALE = 4
 RANDOM_INIT_SEED = 0  # random-init models must be rebuildable bit for bit (parity)
+EXAMPLE_INPUT_SEED = 0  # what tracers and converters see; a graph may keep values it traced (artifacts reproducible)
+
+
+def example_input(shape: tuple[int, ...] | list[int], data_range: float = 1.0) -> torch.Tensor:
+    """A uniform random input in [0, data_range) for tracing: the same values in every run.
+
+    Exporters may fold what they traced into the graph (and a converter may calibrate on it), so an unseeded
+    sample could make two builds of the same model differ; its own generator leaves the global RNG alone.
+    """
+    generator = torch.Generator().manual_seed(EXAMPLE_INPUT_SEED)
+    return torch.rand(tuple(shape), generator=generator) * data_range
 
 
 @dataclass

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sr_export.core.artifacts import INT8_METADATA_KEY, Artifact, embed_in_onnx
+from sr_export.core.artifacts import INT8_METADATA_KEY, Artifact, build_stamp, embed_in_onnx
 from sr_export.core.errors import SrExportError, stage
 from sr_export.core.formats import ONNX, ONNX_QDQ
 from sr_export.core.io import atomic_path
@@ -176,7 +176,7 @@ def quantize_onnx(
         target = target / int8_filename(onnx_artifact.path.stem, recipe.name, flavour)
     with atomic_path(target) as tmp:
         onnx.save(quantized, str(tmp))
-    return Artifact(target, metadata)
+    return Artifact(target, build_stamp(metadata))
 
 
 def int8_filename(stem: str, recipe: str, flavour: str = "onnxruntime") -> str:

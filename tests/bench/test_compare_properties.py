@@ -72,3 +72,13 @@ def test_passing_at_a_psnr_drop_bound_passes_at_every_larger_one(base_psnr, new_
     if passes(base, new, 0.0, low):
         assert passes(base, new, 0.0, high)
     assert passes(base, new, 0.0, high) == (base_psnr - new_psnr <= high)
+
+
+def test_compare_cannot_call_an_artifact_identical_or_changed_without_both_hashes() -> None:
+    from sr_export.bench.compare import artifact_change
+
+    hashed, unhashed = run(1.0, None, 1), run(1.0, None, 2)
+    hashed.artifact_sha256 = "ab" * 32
+    change = artifact_change(unhashed, hashed)
+    assert change.status == "unknown" and change.to_dict()["rebuilt"] is False
+    assert "unknown" in change.describe()

@@ -86,6 +86,30 @@ def test_compare_shows_the_latency_change_per_size(sr_bench, history: dict) -> N
     assert sr_bench("compare", "999", ids[0], "--db", history["db"]).error().startswith("error: no run 999")
 
 
+def test_compare_tells_a_rebuilt_identical_artifact_from_a_changed_one(sr_bench, history: dict,
+                                                                       tmp_path: Path) -> None:
+    # A second matrix run (a new process would do the same) exports ESPCN again, into a copy of the history.
+    db = tmp_path / "history.sqlite"
+    shutil.copy(history["db"], db)
+    assert sr_bench("--models", MODELS.split(",")[0], "--scale", "3", "--targets", "cpu", "--sizes", "24x24",
+                    "--runs", "3", "--warmup", "1", "--db", db, "--exporter", "legacy",
+                    "--out-dir", tmp_path / "out").code == 0
+    runs = runs_in(db)
+    first, again = [r["id"] for r in runs if (r["model"], r["target"]) == ("espcn", "cpu")]
+    fsrcnn = next(r["id"] for r in runs if (r["model"], r["target"]) == ("fsrcnn", "cpu"))
+
+    rebuilt = sr_bench("compare", first, again, "--db", db, "--json", "-")
+    assert rebuilt.code == 0, rebuilt.err
+    assert json.loads(rebuilt.out)["artifact"]["status"] == "identical"
+    assert json.loads(rebuilt.out)["artifact"]["rebuilt"] is True
+    assert "artifact rebuilt, identical (sha256 " in rebuilt.err and "changed" not in rebuilt.err
+
+    changed = sr_bench("compare", first, fsrcnn, "--db", db)
+    assert changed.code == 0, changed.err
+    assert re.search(r"artifact changed: sha256 [0-9a-f]{16} -> [0-9a-f]{16}", changed.out)
+    assert "rebuilt, identical" not in changed.out
+
+
 def _baseline(history: dict, tmp_path: Path, *, speed: float = 1.0, psnr: float = 0.0) -> Path:
     """The stored runs as a baseline file, with latencies scaled by ``speed`` and PSNR raised by ``psnr``."""
     runs = runs_in(history["db"])

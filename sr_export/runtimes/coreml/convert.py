@@ -37,7 +37,7 @@ class ConvertedProgram:
 
 def convert_model(model: LoadedModel, options: CoreMLOptions) -> ConvertedProgram:
     """Convert ``model`` to an ML Program (not yet written anywhere)."""
-    import torch
+    from sr_export.models.loader import example_input
 
     info = model.info
     if options.precision not in ("fp16", "fp32"):
@@ -62,7 +62,7 @@ def convert_model(model: LoadedModel, options: CoreMLOptions) -> ConvertedProgra
 
         module, applied = rewrite_for_coreml(module)
         notes.extend(f"rewrite: {name}" for name in applied)
-    example = torch.rand(1, info.in_channels, *options.sizes.example)
+    example = example_input((1, info.in_channels, *options.sizes.example))
     routes = ("export", "trace") if options.route == "auto" else (options.route,)
     failures: list[str] = []
     started = time.perf_counter()

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sr_export.core.artifacts import Artifact, write_sidecar
+from sr_export.core.artifacts import Artifact, build_stamp, write_sidecar
 from sr_export.core.errors import SrExportError
 from sr_export.core.formats import ONNX, ONNX_QDQ, TENSORRT_ENGINE
 from sr_export.core.io import atomic_path
@@ -92,14 +92,14 @@ class TensorRTRuntime(Runtime):
         with atomic_path(target) as tmp:
             input_name, output_name = build_engine(trt, prepared, settings, tmp, strongly_typed=strongly_typed,
                                                    progress=progress, calibration=calibration)
-        metadata = replace(
+        metadata = build_stamp(replace(
             prepared.metadata, format=TENSORRT_ENGINE.name, flavour=None, backend=self.name,
             runtimes=(self.name,), precision=settings.precision, input_name=input_name, output_name=output_name,
             input_shape=(1, meta.in_channels, "height", "width") if not settings.profile.static
             else (1, meta.in_channels, *settings.profile.opt),
             notes=(*prepared.metadata.notes, f"TensorRT {trt.__version__} engine, profile "
                    f"{settings.profile.describe()}, built on {here.gpu_name} (sm {here.compute_capability})"),
-        )
+        ))
         write_sidecar(target, metadata)
         write_manifest(target, EngineManifest(
             platform=here, precision=settings.precision, strongly_typed=strongly_typed, profile=settings.profile,

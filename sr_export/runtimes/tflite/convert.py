@@ -125,21 +125,22 @@ def _check_shape(model: LoadedModel, shape: tuple[int, int], what: str) -> None:
 
 
 def _convert_at(model: LoadedModel, module: torch.nn.Module, options: TfliteOptions, shape: tuple[int, int]) -> bytes:
-    import torch
+    from sr_export.models.loader import example_input
 
-    sample = torch.rand(1, model.info.in_channels, *shape) * model.info.data_range
+    sample = example_input((1, model.info.in_channels, *shape), model.info.data_range)
     return _convert_module(module, sample, options.layout, rewrites_on=options.rewrite)
 
 
 def write_tflite(converted: ConvertedTflite, path: Path) -> Artifact:
     """Write the flatbuffer (atomically) and its metadata sidecar."""
-    from sr_export.core.artifacts import write_sidecar
+    from sr_export.core.artifacts import build_stamp, write_sidecar
     from sr_export.core.io import atomic_path
 
+    metadata = build_stamp(converted.metadata)
     with atomic_path(path) as tmp:
         tmp.write_bytes(converted.flatbuffer)
-        write_sidecar(path, converted.metadata, content=tmp)
-    return Artifact(path, converted.metadata)
+        write_sidecar(path, metadata, content=tmp)
+    return Artifact(path, metadata)
 
 
 def _convert_module(module: torch.nn.Module, sample: torch.Tensor, layout: str, *, rewrites_on: bool) -> bytes:
