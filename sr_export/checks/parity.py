@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from sr_export.core.io import write_text_atomic
-from sr_export.core.tolerances import Tolerance, format_psnr, judge, output_difference, tiled_tolerance, tolerance_for
+from sr_export.core.tolerances import (
+    Tolerance,
+    format_psnr,
+    judge,
+    max_abs_bound,
+    output_difference,
+    tiled_tolerance,
+    tolerance_for,
+)
 from sr_export.data.parity_inputs import ParityInput
 from sr_export.runtimes.base import Inferring
 
@@ -27,6 +35,10 @@ class CaseResult:
     passed: bool
     reason: str = ""
     tiled: bool = False  # run in tiles by a fixed-size artifact, judged by tiled_tolerance
+    # The bound this case was judged by (tiled cases have a looser one than the report's tolerance), in the
+    # units of psnr_db and max_abs_error; bound_max_abs_error None: no elementwise bound (INT8).
+    bound_min_psnr_db: float | None = None
+    bound_max_abs_error: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -107,17 +119,18 @@ def run_parity(
     cases = []
     for case in inputs:
         got, want = candidate.infer(case.batch), reference.infer(case.batch)
+        bound = tiled_tolerance(tolerance) if case.tiled else tolerance
+        bounds = {"bound_min_psnr_db": bound.min_psnr_db, "bound_max_abs_error": max_abs_bound(bound, data_range)}
         if got.shape != want.shape:
             cases.append(
                 CaseResult(case.name, case.batch.shape, got.shape, math.inf, math.inf, -math.inf, False,
-                           f"output shape {got.shape} != reference {want.shape}", case.tiled)
+                           f"output shape {got.shape} != reference {want.shape}", case.tiled, **bounds)
             )
         else:
             max_abs, mean_abs, psnr = output_difference(got, want, data_range)
-            bound = tiled_tolerance(tolerance) if case.tiled else tolerance
             reason = judge(max_abs, psnr, data_range, bound)
             cases.append(CaseResult(case.name, case.batch.shape, got.shape, max_abs, mean_abs, psnr, not reason,
-                                    reason, case.tiled))
+                                    reason, case.tiled, **bounds))
         if progress is not None:
             progress()
     return ParityReport(candidate.name, reference.name, precision, data_range, tolerance, tuple(cases))

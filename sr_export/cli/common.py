@@ -271,15 +271,17 @@ _LOG_WIDTH = 200
 
 
 def stderr_console() -> Console:
-    from rich.console import Console
+    """The console for progress, warnings and tables; its ``status`` prints timed lines when stderr is not a
+    terminal (sr_export.cli.progress)."""
+    from sr_export.cli.progress import LoggingConsole
 
-    return Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else _LOG_WIDTH)
+    return LoggingConsole(stderr=True, highlight=False, width=None if sys.stderr.isatty() else _LOG_WIDTH)
 
 
 def stdout_console() -> Console:
-    from rich.console import Console
+    from sr_export.cli.progress import LoggingConsole
 
-    return Console(highlight=False, width=None if sys.stdout.isatty() else _LOG_WIDTH)
+    return LoggingConsole(highlight=False, width=None if sys.stdout.isatty() else _LOG_WIDTH)
 
 
 def warn(console: Console, message: str) -> None:
@@ -315,12 +317,10 @@ def add_force_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def progress_bar(console: Console) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """A transient progress bar on a terminal; progress lines (count and time, every ~10 s) anywhere else."""
+    from sr_export.cli import progress
 
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
-    )
+    return progress.progress_bar(console)
 
 
 def run(build_parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str] | None = None) -> int:

@@ -25,26 +25,35 @@ def _table(title: str) -> Table:
 
 
 def parity_table(report: ParityReport) -> Table:
+    """One row per case with the bound it was judged by: tiled cases have a looser one than the others, so
+    the title states a bound only when every row shares it."""
     from sr_export.checks.parity import format_psnr
 
     verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
-    tol = report.tolerance
-    table = _table(
-        f"parity {verdict}: {report.candidate} vs {report.reference} "
-        f"({report.precision}: PSNR >= {tol.min_psnr_db:g} dB, max|diff| <= {tol.max_abs_error * report.data_range:.3g})"
-    )
-    for column in ("input", "LR size", "max |diff|", "mean |diff|", "PSNR (dB)", ""):
-        table.add_column(column, justify="left" if column in ("input", "") else "right")
-    for case in report.cases:
+    bounds = [parity_bound(case.bound_min_psnr_db, case.bound_max_abs_error) for case in report.cases]
+    shared = f": {bounds[0]}" if bounds and len(set(bounds)) == 1 else "; bounds per row"
+    table = _table(f"parity {verdict}: {report.candidate} vs {report.reference} ({report.precision}{shared})")
+    for column in ("input", "LR size", "max |diff|", "mean |diff|", "PSNR (dB)", "bound", ""):
+        table.add_column(column, justify="left" if column in ("input", "bound", "") else "right")
+    for case, bound in zip(report.cases, bounds, strict=True):
         table.add_row(
             case.name + (" (tiled)" if case.tiled else ""),
             "x".join(map(str, case.input_shape[2:])),
             f"{case.max_abs_error:.3g}",
             f"{case.mean_abs_error:.3g}",
             format_psnr(case.psnr_db),
+            bound,
             "ok" if case.passed else f"[red]{case.reason}[/red]",
         )
     return table
+
+
+def parity_bound(min_psnr_db: float | None, max_abs_error: float | None) -> str:
+    """'PSNR >= 80 dB, max|diff| <= 0.001'; INT8 sets no elementwise bound, so only its PSNR one shows."""
+    parts = [] if min_psnr_db is None else [f"PSNR >= {min_psnr_db:g} dB"]
+    if max_abs_error is not None:
+        parts.append(f"max|diff| <= {max_abs_error:.3g}")
+    return ", ".join(parts) or "-"
 
 
 def profile_table(report: ProfileReport) -> Table:

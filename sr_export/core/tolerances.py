@@ -57,6 +57,11 @@ def tiled_tolerance(tolerance: Tolerance) -> Tolerance:
     )
 
 
+def max_abs_bound(tolerance: Tolerance, data_range: float) -> float | None:
+    """The largest |diff| ``tolerance`` allows, in output units; None where it sets no elementwise bound (INT8)."""
+    return None if tolerance.max_abs_error >= 1.0 else tolerance.max_abs_error * data_range
+
+
 def tolerance_for(precision: str) -> Tolerance:
     if precision not in TOLERANCES:
         raise SrExportError(f"no parity tolerance for precision '{precision}'; known: {', '.join(TOLERANCES)}")

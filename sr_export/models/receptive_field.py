@@ -19,6 +19,7 @@ the input) is measured too: tiles must start at multiples of it.
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,6 +102,11 @@ def shift_period(probe: nn.Module, base: torch.Tensor, scale: int, data_range: f
 
 def _float64_copy(module: nn.Module) -> nn.Module | None:
     try:
-        return copy.deepcopy(module).double().eval()
+        with warnings.catch_warnings():
+            # A TorchScript module's parameters are not leaves to torch, so .double() reading their .grad warns;
+            # this copy is never trained.
+            warnings.filterwarnings("ignore", message=r"The \.grad attribute of a Tensor that is not a leaf",
+                                    category=UserWarning)
+            return copy.deepcopy(module).double().eval()
     except Exception:
         return None

@@ -77,3 +77,29 @@ def test_builtin_inputs_are_real_photos_at_the_requested_sizes() -> None:
         assert case.batch.std() > 10  # natural images, not a flat field
     with pytest.raises(SrExportError, match="needs inputs of at least 15x15"):
         builtin_parity_inputs(ModelInfo("esa", 4, min_input_size=15), sizes=[(8, 8)])
+
+
+def _tiled_and_whole(info: ModelInfo) -> list[ParityInput]:
+    whole = builtin_parity_inputs(info, sizes=[(24, 24)])[0]
+    return [whole, ParityInput(f"{whole.name}-tiles", whole.batch, tiled=True)]
+
+
+def test_each_case_carries_the_bound_it_was_judged_by_and_the_json_keeps_its_old_keys() -> None:
+    inputs = _tiled_and_whole(ModelInfo("toy", 2))
+    report = run_parity(Scaled("a", 1.0), Scaled("b", 1.0), inputs, data_range=255.0)
+    whole, tiled = report.cases
+    assert (whole.bound_min_psnr_db, whole.bound_max_abs_error) == (80.0, pytest.approx(0.255))
+    assert (tiled.bound_min_psnr_db, tiled.bound_max_abs_error) == (40.0, pytest.approx(63.75))
+    data = report.to_dict()
+    assert {"candidate", "reference", "precision", "data_range", "tolerance", "tiled_tolerance", "passed"} <= set(data)
+    assert data["tolerance"]["max_abs_error"] == 1e-3  # still a fraction of the data range, as before
+    case = data["cases"][1]
+    assert {"name", "max_abs_error", "psnr_db", "passed", "reason", "tiled", "identical"} <= set(case)
+    assert case["bound_min_psnr_db"] == 40.0 and case["bound_max_abs_error"] == pytest.approx(63.75)
+
+
+def test_an_int8_case_has_no_elementwise_bound() -> None:
+    inputs = builtin_parity_inputs(ModelInfo("toy", 2), sizes=[(24, 24)])
+    report = run_parity(Scaled("a", 1.0), Scaled("b", 1.0), inputs, data_range=255.0, precision="int8")
+    assert report.to_dict()["cases"][0]["bound_max_abs_error"] is None
+    assert report.cases[0].bound_min_psnr_db == 35.0

@@ -52,3 +52,17 @@ def test_window_attention_has_the_window_as_period() -> None:
     torch.manual_seed(0)
     measured = measure_receptive_field(module.WindowSR(scale=2, window=8).eval(), INFO)
     assert measured is not None and measured.period == 8 and not measured.global_context
+
+
+def test_measuring_a_torchscript_model_shows_no_grad_warning_and_leaves_that_warning_on_elsewhere() -> None:
+    import warnings
+
+    scripted = torch.jit.trace(_convs(3), torch.rand(1, 3, 8, 8))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        measured = measure_receptive_field(scripted, INFO)
+        non_leaf = torch.ones(1, requires_grad=True) * 2
+        assert non_leaf.grad is None  # the same torch warning, from code other than the measurement
+    assert measured.radius == 3  # measured on the TorchScript module as on the module itself
+    grad_warnings = [w for w in caught if ".grad attribute" in str(w.message)]
+    assert len(grad_warnings) == 1 and grad_warnings[0].filename == __file__
