@@ -17,6 +17,7 @@ sidecars and the builds' JSON reports record it (old ONNX files that embed
 from __future__ import annotations
 
 import json
+import math
 import platform
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -140,7 +141,9 @@ class ArtifactMetadata:
             "pads_in_graph": model.size_multiple > 1,
             "receptive_field": measured.radius if measured else None,
             "global_context": measured.global_context if measured else False,
-            "tile_alignment": measured.period if measured else 1,
+            # Tiles start where the model's own grid does: never finer than the multiple it computes on
+            # (found at load, --pad-to) nor than the shift period the probe measured (windows, strides).
+            "tile_alignment": math.lcm(measured.period if measured else 1, model.size_multiple),
         }
         return cls(**{**described, **fields})
 
