@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from sr_export.core.errors import SrExportError
+from sr_export.export.budget import MAX_EXPORT_TIMEOUT_S
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -246,7 +247,7 @@ multiple_argument = WholeNumber(1, 1024)  # --pad-to
 overlap_argument = WholeNumber(0, 16384)  # --tile-overlap, LR px (the largest side sr-export handles)
 run_number_argument = WholeNumber(1, 2**63 - 1)  # SQLite's INTEGER
 data_range_argument = FiniteNumber(0.0, 65535.0, above=True)
-export_timeout_argument = FiniteNumber(0.0, 86_400.0, above=True)  # seconds; export.onnx.MAX_EXPORT_TIMEOUT_S
+export_timeout_argument = FiniteNumber(0.0, MAX_EXPORT_TIMEOUT_S, above=True)  # seconds per exporter attempt
 
 
 def add_output_argument(parser: argparse.ArgumentParser, help_text: str, *, default: Path | None = None,
