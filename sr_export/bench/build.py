@@ -167,7 +167,8 @@ def build(
     calibration = calibration_set(request, runtime, info)
     overlap = calibration_overlap(calibration, request, info.scale)
     folder = output if _is_folder(output, runtime) else output.parent
-    check_outputs(planned_outputs(source, runtime, output, folder), force=request.force)
+    shape = request.shape or (request.export.shape if request.export else None)
+    check_outputs(planned_outputs(source, runtime, output, folder, shape), force=request.force)
     steps = _Steps(runtime, request, model, say)
     steps.result.calibration_overlap = overlap
     with _staging(folder) as stage:
@@ -219,7 +220,8 @@ def build(
             raise WriteFailed(output, exc.strerror or str(exc)) from exc
 
 
-def planned_outputs(source: LoadedModel | Artifact, runtime: Runtime, output: Path, folder: Path) -> list[Path]:
+def planned_outputs(source: LoadedModel | Artifact, runtime: Runtime, output: Path, folder: Path,
+                    request_shape: tuple[int, int] | None = None) -> list[Path]:
     """The paths a build will write that are known before it starts (the final file, and the ONNX export a
     runtime keeps), so that one in the way is refused before any work."""
     from sr_export.models.loader import LoadedModel
@@ -228,7 +230,7 @@ def planned_outputs(source: LoadedModel | Artifact, runtime: Runtime, output: Pa
     if isinstance(source, LoadedModel) and runtime.consumes == "onnx" and runtime.keeps_export:
         from sr_export.export.onnx import default_filename
 
-        planned.append(folder / default_filename(source))
+        planned.append(folder / default_filename(source, request_shape))
     return planned
 
 

@@ -96,13 +96,13 @@ def cmd_onnx(args: argparse.Namespace) -> int:
     if args.int8:
         from sr_export.quantize.qdq import int8_filename
 
-        stem = default_filename(model).removesuffix(".onnx")
-        output = args.output or Path(int8_filename(stem, recipe.name, args.int8_flavour))
+        stem = default_filename(model, export.shape).removesuffix(".onnx")
+        output = args.output or Path(int8_filename(stem, recipe.name, args.int8_flavour, args.keep_float))
         options = {"calibration": args.calib, "keep_float": list(args.keep_float), "flavour": args.int8_flavour}
         hint = ("--no-check writes it anyway; --calib mixed keeps the most sensitive activations in float, "
                 "and `sr-bench int8-report` shows them")
     else:
-        output, options, hint = args.output or Path(default_filename(model)), {}, ""
+        output, options, hint = args.output or Path(default_filename(model, export.shape)), {}, ""
     result = build_cli.execute(console, model, "onnxruntime", output, precision="int8" if args.int8 else "fp32",
                                calibration=args.calib if args.int8 else None, options=options, shape=export.shape,
                                check=not args.no_check, export=export, force=args.force, json_to=args.json, failure_hint=hint,

@@ -6,13 +6,14 @@ The scheme, for every command that names a file itself::
     <model>_x<scale>[_<H>x<W>]_<precision>[<variant>][-<recipe>].<suffix>
 
 ``erfdn_x4_int8-mixed.onnx`` (ONNX Runtime QDQ, recipe ``mixed``), ``erfdn_x4_int8_trt-default.onnx``
-(TensorRT's QDQ flavour), ``erfdn_x4_64x64_int8_a16-default.tflite``, ``erfdn_x4_int8-default.engine``;
-float files keep ``erfdn_x4.onnx`` and ``..._fp16...``. Results of a benchmark run are
+(TensorRT's QDQ flavour), ``erfdn_x4_int8-default+kf3c1e08a2.onnx`` (a --keep-float plan), ``erfdn_x4_64x64_int8_a16-default.tflite``, ``erfdn_x4_int8-default.engine``;
+float files keep ``erfdn_x4.onnx`` (``erfdn_x4_256x256.onnx`` fixed to one LR size) and ``..._fp16...``. Results of a benchmark run are
 ``<suite>-<target>-<run id>.json``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -32,6 +33,15 @@ def label(text: str) -> str:
 def int8_tail(recipe: str | None, variant: str = "") -> str:
     """'_int8' + the variant ('_trt', '_a16', '_full') + '-<recipe>' when the file was calibrated by one."""
     return f"_int8{variant}" + (f"-{label(recipe)}" if recipe else "")
+
+
+def keep_float_tag(names: Iterable[str]) -> str:
+    """'+kf<8 hex>' naming a --keep-float plan (its set of names, in any order), '' for none: two plans
+    of one model and recipe are two builds, so two files."""
+    plan = sorted({name.strip() for name in names if name.strip()})
+    if not plan:
+        return ""
+    return "+kf" + hashlib.sha256(",".join(plan).encode()).hexdigest()[:8]
 
 
 def base_stem(stem: str) -> tuple[str, str | None]:

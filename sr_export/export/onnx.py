@@ -50,8 +50,10 @@ class ExportedOnnx:
     verification: Verification | None = None
 
 
-def default_filename(model: LoadedModel) -> str:
-    return f"{model.info.name}_x{model.info.scale}.onnx"
+def default_filename(model: LoadedModel, shape: tuple[int, int] | None = None) -> str:
+    """``erfdn_x4.onnx`` for a dynamic-size export, ``erfdn_x4_256x256.onnx`` for one fixed to an LR size."""
+    size = f"_{shape[0]}x{shape[1]}" if shape is not None else ""
+    return f"{model.info.name}_x{model.info.scale}{size}.onnx"
 
 
 def export_onnx(model: LoadedModel, options: ExportOptions = ExportOptions(), say: Say | None = None) -> ExportedOnnx:
@@ -153,7 +155,7 @@ def save_export(model: LoadedModel, options: ExportOptions, folder: Path, filena
     from sr_export.core.io import atomic_path
 
     exported = export_onnx(model, options, say)
-    path = Path(folder) / (filename or default_filename(model))
+    path = Path(folder) / (filename or default_filename(model, options.shape))
     with atomic_path(path) as tmp:
         onnx.save(exported.proto, str(tmp))
     return Artifact(path, build_stamp(exported.metadata))

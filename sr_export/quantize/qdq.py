@@ -27,7 +27,7 @@ from sr_export.core.artifacts import INT8_METADATA_KEY, Artifact, build_stamp, e
 from sr_export.core.errors import SrExportError, stage
 from sr_export.core.formats import ONNX, ONNX_QDQ
 from sr_export.core.io import atomic_path
-from sr_export.core.naming import int8_tail
+from sr_export.core.naming import int8_tail, keep_float_tag
 from sr_export.quantize.cache_key import CalibrationKey, initialiser_hash, onnx_graph_identity
 from sr_export.quantize.calibration_data import CalibrationSet
 from sr_export.quantize.graph import ensure_node_names, sr_float_nodes, unknown_nodes
@@ -179,10 +179,11 @@ def quantize_onnx(
     return Artifact(target, build_stamp(metadata))
 
 
-def int8_filename(stem: str, recipe: str, flavour: str = "onnxruntime") -> str:
+def int8_filename(stem: str, recipe: str, flavour: str = "onnxruntime", keep_float: Sequence[str] = ()) -> str:
     """The default name of a QDQ file quantised from ``stem``.onnx: 'erfdn_x4_int8-mixed.onnx',
-    'erfdn_x4_int8_trt-mixed.onnx' (see sr_export.core.naming)."""
-    return f"{stem}{int8_tail(recipe, '_trt' if flavour == 'tensorrt' else '')}.onnx"
+    'erfdn_x4_int8_trt-mixed.onnx', 'erfdn_x4_int8-default+kf3c1e08a2.onnx' with a --keep-float plan
+    (see sr_export.core.naming)."""
+    return f"{stem}{int8_tail(recipe + keep_float_tag(keep_float), '_trt' if flavour == 'tensorrt' else '')}.onnx"
 
 
 def int8_details(path: str | Path) -> dict[str, Any] | None:

@@ -168,11 +168,11 @@ def test_the_onnx_export_beside_an_engine_never_replaces_the_users_file(tmp_path
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The issue's row: `echo data > imdn_x2.onnx; sr-export trt W --shape 48x48` replaced the user's file."""
     monkeypatch.chdir(tmp_path)
-    users = _foreign_file(tmp_path / "espcn_x2.onnx")
+    users = _foreign_file(tmp_path / "espcn_x2_16x16.onnx")  # a fixed-size export's name carries its size
     result = sr_export("trt", *TINY, "--shape", "16x16")
-    assert result.code == 2 and "espcn_x2.onnx" in result.error() and "--force" in result.error()
+    assert result.code == 2 and "espcn_x2_16x16.onnx" in result.error() and "--force" in result.error()
     assert users.read_text() == "the user's own notes\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["espcn_x2.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["espcn_x2_16x16.onnx"]
 
 
 def test_outputs_are_checked_before_the_model_is_loaded(tmp_path: Path, sr_export) -> None:

@@ -45,6 +45,29 @@ def test_int8_exports_with_two_recipes_land_side_by_side_and_an_explicit_name_is
         "espcn_x2_int8-mixed.onnx", "espcn_x2_int8-plain.onnx", "espcn_x2_int8_trt-plain.onnx", "mine.onnx"]
 
 
+def test_a_fixed_size_export_and_a_keep_float_plan_are_builds_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sr_export
+) -> None:
+    (plain,) = _recipes(tmp_path, "plain")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    model = ["--model", ESPCN, "--scale", "2", "--model-kwargs", '{"width": 8}', "--exporter", "legacy"]
+    for extra in ([], ["--shape", "24x40"]):
+        result = sr_export("onnx", *model, *extra)
+        assert result.code == 0, result.err
+    for plan in ([], ["--keep-float", "/mid/Conv"], ["--keep-float", "/first/Conv,/mid/Conv"],
+                 ["--keep-float", "/mid/Conv,/first/Conv"]):  # the same plan as the one before, in another order
+        result = sr_export("onnx", *model, "--int8", "--calib", plain, "--no-check", "--force", *plan)
+        assert result.code == 0, result.err
+    names = {p.name for p in work.glob("*.onnx")}
+    plans = sorted(name for name in names if "+kf" in name)
+    assert names - set(plans) == {"espcn_x2.onnx", "espcn_x2_24x40.onnx", "espcn_x2_int8-plain.onnx"}, names
+    assert len(plans) == 2, names  # two plans, the second given twice
+    assert all(re.fullmatch(r"espcn_x2_int8-plain\+kf[0-9a-f]{8}\.onnx", name) for name in plans), plans
+    assert [base_stem(Path(name).stem)[0] for name in plans] == ["espcn_x2", "espcn_x2"]
+
+
 def test_tflite_int8_names_carry_the_scheme_and_the_recipe(tmp_path: Path) -> None:
     from sr_export.quantize.recipes import load_recipe
     from sr_export.runtimes.tflite.convert import TfliteOptions, default_filename
