@@ -16,6 +16,7 @@ import onnx
 
 from sr_export.core.artifacts import Artifact, ArtifactMetadata, build_stamp, embed_in_onnx
 from sr_export.core.errors import SrExportError, StageFailed
+from sr_export.export import trace_cache
 from sr_export.export.budget import DEFAULT_EXPORT_TIMEOUT_S, MAX_EXPORT_TIMEOUT_S, Say
 from sr_export.export.exporters import (
     EXPORTER_CHOICES,
@@ -113,9 +114,18 @@ def _first_verified_graph(
     trace_hw = options.shape or (max(TRACE_SIZE, info.min_input_size),) * 2
     failures: list[str] = []
     timed_out = False
+    input_shape = (1, info.in_channels, *trace_hw)
     for exporter in EXPORTER_ORDER[options.exporter]:
+        key = trace_cache.trace_key(model.module, exporter, input_shape, dynamic=dynamic, opset=options.opset) \
+            if trace_cache.enabled() else None
+        cached = trace_cache.load(key) if key else None
+        if cached is not None:  # a candidate, proven like a fresh trace
+            verification = verify_graph(cached, reference, exporter=exporter)
+            if verification.passed:
+                return cached, verification, [f"{f}; used the {exporter} exporter" for f in failures]
+            trace_cache.discard(key)
         try:
-            proto = export_graph(exporter, model.module, (1, info.in_channels, *trace_hw),
+            proto = export_graph(exporter, model.module, input_shape,
                                  dynamic=dynamic, opset=options.opset, timeout=options.timeout, say=say)
         except ExportAttemptFailed as failed:
             failures.append(f"{exporter}: {failed.reason}")
@@ -123,6 +133,8 @@ def _first_verified_graph(
             continue
         verification = verify_graph(proto, reference, exporter=exporter)
         if verification.passed:
+            if key:
+                trace_cache.store(key, proto)
             notes = [f"{f}; used the {exporter} exporter" for f in failures]
             return proto, verification, notes
         failures.append(f"{exporter}: {verification.describe_failure()}")

@@ -63,9 +63,9 @@ class LoadedModel:
     @functools.cached_property
     def receptive_field(self) -> ReceptiveField | None:
         """Measured once per loaded model; what tiling needs to know (see receptive_field.py)."""
-        from sr_export.models.receptive_field import measure_receptive_field
+        from sr_export.models.receptive_field import remembered_receptive_field
 
-        return measure_receptive_field(self.module, self.info)
+        return remembered_receptive_field(self.module, self.info)
 
 
 def load_model(request: ModelRequest) -> LoadedModel:

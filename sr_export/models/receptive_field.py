@@ -18,7 +18,9 @@ the input) is measured too: tiles must start at multiples of it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -74,6 +76,40 @@ def measure_receptive_field(module: nn.Module, info: ModelInfo, size: int = PROB
     global_context = radius >= size // 2 - 1
     period = 1 if global_context else shift_period(probe, base, scale, data_range, margin=radius + 2)
     return ReceptiveField(radius=radius, global_context=global_context, period=period)
+
+
+def remembered_receptive_field(module: nn.Module, info: ModelInfo) -> ReceptiveField | None:
+    """:func:`measure_receptive_field`, kept in ``$SR_EXPORT_CACHE/receptive-fields`` under the module's
+    fingerprint: the float64 probe of E-RFDN takes about 10 s, and every export and build of a model needs it."""
+    import hashlib
+    import json
+
+    from sr_export.core.cache import cache_root
+    from sr_export.models.fingerprint import module_fingerprint
+
+    fingerprint = module_fingerprint(module)
+    if fingerprint is None:
+        return measure_receptive_field(module, info)
+    key = hashlib.sha256(repr(("rf-v1", fingerprint, info, PROBE_SIZE, THRESHOLD, PERIODS)).encode()).hexdigest()
+    path = cache_root() / "receptive-fields" / f"{key}.json"
+    try:
+        known = json.loads(path.read_text())
+        return None if known is None else ReceptiveField(int(known["radius"]), bool(known["global_context"]),
+                                                         int(known["period"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not measured yet, or a damaged entry: measure
+    measured = measure_receptive_field(module, info)
+    record = None if measured is None else {"radius": measured.radius, "global_context": measured.global_context,
+                                            "period": measured.period}
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, path)
+    except OSError:  # a cache that cannot be written only costs the next run its time
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return measured
 
 
 def shift_period(probe: nn.Module, base: torch.Tensor, scale: int, data_range: float, margin: int) -> int:

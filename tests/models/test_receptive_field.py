@@ -66,3 +66,19 @@ def test_measuring_a_torchscript_model_shows_no_grad_warning_and_leaves_that_war
     assert measured.radius == 3  # measured on the TorchScript module as on the module itself
     grad_warnings = [w for w in caught if ".grad attribute" in str(w.message)]
     assert len(grad_warnings) == 1 and grad_warnings[0].filename == __file__
+
+
+def test_a_measurement_is_remembered_under_the_modules_fingerprint_and_a_damaged_record_is_measured_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sr_export.models import receptive_field
+
+    monkeypatch.setenv("SR_EXPORT_CACHE", str(tmp_path))
+    measured = receptive_field.remembered_receptive_field(_convs(3), INFO)
+    (record,) = (tmp_path / "receptive-fields").glob("*.json")
+    assert measured == measure_receptive_field(_convs(3), INFO) and measured.radius == 3
+    probes = []
+    monkeypatch.setattr(receptive_field, "measure_receptive_field", lambda *a: probes.append(a) or measured)
+    assert receptive_field.remembered_receptive_field(_convs(3), INFO) == measured and probes == []
+    assert receptive_field.remembered_receptive_field(_convs(4), INFO) == measured and len(probes) == 1  # a new model
+    record.write_text("{damaged")
+    assert receptive_field.remembered_receptive_field(_convs(3), INFO) == measured and len(probes) == 2
