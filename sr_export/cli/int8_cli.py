@@ -144,7 +144,8 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
                     "the INT8 figures below are flattering")
     pairs = load_dataset(args.dataset, info.scale)
     name = f"{info.name}_x{info.scale}"
-    int8_stem = int8_filename(name, recipe.name, args.int8_flavour).removesuffix(".onnx")  # the recipe in the name
+    int8_stem = int8_filename(name, recipe.name, args.int8_flavour,  # the recipe and the plan in the name
+                              args.keep_float).removesuffix(".onnx")
     with console.status(f"exporting {name} to ONNX") as status:
         float_artifact = save_export(model, common.export_options_from_args(args), args.output, f"{name}.onnx",
                                      say=status.update)

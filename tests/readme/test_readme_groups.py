@@ -5,9 +5,10 @@ files that exist; and every `[needs: ...]` tag is one the runner knows."""
 from __future__ import annotations
 
 import re
-import tomllib
 
 from readme_blocks import GROUPS, REPO, TOOLS, readme_commands
+
+from sr_export.core.resources import tomllib
 
 KNOWN_NEEDS = {"nvidia-gpu", "mac", "board"}
 
