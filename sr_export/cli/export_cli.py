@@ -226,6 +226,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     metadata = read_metadata(args.artifact)
     if metadata is None:
         raise SrExportError(f"{args.artifact} carries no sr-export metadata (not exported by sr-export)")
+    if not metadata.runtime_requirements and metadata.format == "tflite":
+        from dataclasses import replace
+
+        from sr_export.runtimes.tflite.compat import file_requirements
+
+        # Files written before sr-export recorded it: computed from the file itself.
+        metadata = replace(metadata, runtime_requirements=file_requirements(args.artifact))
     console = common.stderr_console() if args.json == "-" else common.stdout_console()
     console.print(metadata_table(args.artifact, metadata))
     common.emit_json(metadata.to_dict(), args.json, console, force=args.force)
