@@ -21,7 +21,9 @@ The tables are data taken from LiteRT's sources, not guesses:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sr_export.core.errors import SrExportError
 
@@ -130,3 +132,22 @@ def op_release(op: str, version: int) -> Release | None:
 
 def kernel_release(op: str, dtype: str) -> Release | None:
     return TYPE_KERNELS.get((op, dtype))
+
+
+def release_in(text: str) -> Release | None:
+    """The release a runtime description names ("tflite_runtime 2.14.0", "ai_edge_litert 2.3.0 (XNNPACK)")."""
+    found = re.search(r"(tflite[_-]runtime|ai[_-]edge[_-]litert|tensorflow)\s+(\d+(?:\.\d+){0,2})", text)
+    return Release.parse(f"{found.group(1)}=={found.group(2)}") if found else None
+
+
+def newer_than_built_for(requirements: Mapping[str, Any], used: str) -> str | None:
+    """A one-line warning when ``used`` (the runtime that ran a check) is newer than the file was built for."""
+    built_for = requirements.get("built_for")
+    ran = release_in(used)
+    if not built_for or ran is None:
+        return None
+    target = release_in(str(built_for))
+    if target is None or ran <= target:
+        return None
+    return (f"checked with {ran.label}, newer than the {target.label} this file was built for; prove it on that "
+            "runtime with --runtime-python PATH (the python of an environment that has it)")
