@@ -179,15 +179,16 @@ def build_steps(
 
 
 def open_runner(artifact: Artifact | str | Path, *, runtime: str | None = None, threads: int | None = None,
-                tile_overlap: int | None = None) -> Runner:
+                tile_overlap: int | None = None, python: str | Path | None = None) -> Runner:
     """An opened runner (a context manager) for any artifact at any input size: ``runner.infer(nchw) -> nchw``.
 
     ``runtime`` picks among the runtimes that read the artifact's format
-    (default: the one it was built for).
+    (default: the one it was built for); ``python`` runs it with that Python environment's runtime.
     """
     from sr_export.runtimes.open import open_runner as opened
 
-    return opened(_artifact(artifact), runtime=runtime, threads=threads, tile_overlap=tile_overlap)
+    return opened(_artifact(artifact), runtime=runtime, threads=threads, tile_overlap=tile_overlap,
+                  python=Path(python) if python is not None else None)
 
 
 def check(
@@ -218,9 +219,8 @@ def check(
     else:
         reference = open_runner(against, threads=threads, tile_overlap=tile_overlap)
         info = meta.model_info()
-    python = Path(runtime_python) if runtime_python is not None else None
     with open_runner(artifact, runtime=runtime, threads=threads, tile_overlap=tile_overlap,
-                     python=python) as candidate:
+                     python=runtime_python) as candidate:
         inputs = check_inputs(artifact, info, candidate, images=Path(images) if images is not None else None,
                               sizes=[as_size(s) for s in sizes] if sizes is not None else None)
         return check_runner(artifact, candidate, reference, info, inputs, precision=precision, progress=progress)

@@ -33,6 +33,9 @@ def add_parser(commands: Any) -> None:
                        "otherwise (default: the profile's first size, or dynamic)")
     build.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="a runtime option over the profile's [options] (TOML value; repeatable)")
+    build.add_argument("--for-runtime", metavar="NAME==VERSION",
+                       help="the runtime the device has (tflite-runtime==2.14): the file is fitted to it or refused "
+                       "(default: the profile's [device] runtime, else today's)")
     build.add_argument("--no-check", action="store_true", help="write without checking against PyTorch")
     common.add_export_arguments(build, shape=False)
     common.add_output_argument(build, "output file, or a folder for it (default: the current folder)")
@@ -59,6 +62,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.source is None and args.model is None:
         raise SrExportError("say what to build: --model NAME (exported here) or --from ARTIFACT")
     options = dict(parse_option(text) for text in args.option)
+    if args.for_runtime:
+        options["for_runtime"] = args.for_runtime
     model = common.load_requested_model(args, console) if args.model else None
     source: Any = model
     if args.source is not None:

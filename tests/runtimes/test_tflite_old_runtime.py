@@ -13,6 +13,7 @@ to the INT8 bound against PyTorch on 2.14 itself.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,13 @@ from sr_export.core.tolerances import INT8_MIN_OUTPUT_PSNR_DB, output_difference
 from sr_export.quantize.recipes import load_recipe  # noqa: E402
 from sr_export.runtimes.elsewhere import ElsewhereRunner  # noqa: E402
 from sr_export.runtimes.registry import get_runtime  # noqa: E402
-from sr_export.runtimes.tflite.convert import TfliteOptions, convert_tflite, stamp_requirements, write_tflite  # noqa: E402
+from sr_export.runtimes.tflite.convert import (  # noqa: E402
+    ConvertedTflite,
+    TfliteOptions,
+    convert_tflite,
+    stamp_requirements,
+    write_tflite,
+)
 from sr_export.runtimes.tflite.int8 import TfliteInt8Options, calibrate_model, quantize_converted  # noqa: E402
 from sr_export.runtimes.tflite.releases import Release  # noqa: E402
 from sr_export.runtimes.tflite.runner import TfliteRunner  # noqa: E402
@@ -61,7 +68,7 @@ def tiny_recipe(tmp_path_factory: pytest.TempPathFactory):
 def _kinds(model, folder: Path, recipe, schemes: tuple[str, ...], *, floats: bool) -> dict[str, Artifact]:
     """The model's files by kind: fp32 and fp16 (when ``floats``), then INT8 per scheme fitted to 2.14."""
     made = {}
-    float_file = convert_tflite(model, TfliteOptions(TILE))
+    float_file = convert_tflite(model, TfliteOptions(TILE, for_runtime=OLD))
     made["fp32"] = write_tflite(float_file, folder / "fp32.tflite")
     if floats:
         made["fp16"] = write_tflite(convert_tflite(model, TfliteOptions(TILE, precision="fp16")), folder / "fp16.tflite")
@@ -69,15 +76,13 @@ def _kinds(model, folder: Path, recipe, schemes: tuple[str, ...], *, floats: boo
     for scheme in schemes:
         quantized = quantize_converted(float_file.flatbuffer, ranges, TfliteInt8Options(recipe, scheme=scheme),
                                        model.info.data_range, shape)
-        flatbuffer, needs, _ = stamp_requirements(quantized.flatbuffer, OLD)
-        path = folder / f"int8_{scheme}.tflite"
-        path.write_bytes(flatbuffer)
-        metadata = ArtifactMetadata.for_model(model, format="tflite", backend="tflite", precision="int8",
-                                              layout="NHWC", input_shape=(1, 3, *TILE),
-                                              quantization=quantized.details(), runtime_requirements=needs)
-        made[f"int8 {scheme}"] = Artifact(path, metadata)
-        made[f"int8 {scheme} unfitted"] = Artifact(folder / f"int8_{scheme}_unfitted.tflite", metadata)
-        made[f"int8 {scheme} unfitted"].path.write_bytes(quantized.flatbuffer)
+        for fitted in (OLD, None):
+            flatbuffer, needs, notes = stamp_requirements(quantized.flatbuffer, fitted)
+            metadata = ArtifactMetadata.for_model(model, format="tflite", backend="tflite", precision="int8",
+                                                  layout="NHWC", input_shape=(1, 3, *TILE), notes=tuple(notes),
+                                                  quantization=quantized.details(), runtime_requirements=needs)
+            name = f"int8 {scheme}" + ("" if fitted else " unfitted")
+            made[name] = write_tflite(ConvertedTflite(flatbuffer, metadata), folder / f"{name.replace(' ', '_')}.tflite")
     return made
 
 
@@ -174,3 +179,61 @@ def test_full_integer_imdn_needs_a_newer_runtime_unless_fitted(imdn_files, tflit
 def _release(label: str) -> Release:
     """'TF Lite 2.2' -> its Release."""
     return Release.tf(label.rsplit(" ", 1)[-1] + ".0")
+
+
+def test_info_names_the_runtime_a_file_needs_and_the_one_it_was_built_for(imdn_files, sr_export, tmp_path):
+    unfitted = sr_export("info", imdn_files["int8 full unfitted"].path, "--json", tmp_path / "unfitted.json")
+    assert unfitted.code == 0 and "ai-edge-litert 2.0 or newer" in unfitted.out
+    needs = json.loads((tmp_path / "unfitted.json").read_text())["runtime_requirements"]
+    assert needs["min_runtime"] == "ai-edge-litert 2.0" and needs["set_by"].startswith("SQRT (int8, int8 kernel)")
+    fitted = sr_export("info", imdn_files["int8 full"].path, "--json", tmp_path / "fitted.json")
+    recorded = json.loads((tmp_path / "fitted.json").read_text())
+    assert recorded["runtime_requirements"]["built_for"] == "tflite-runtime 2.14"
+    assert any("SQRT" in note and "kept in float" in note for note in recorded["notes"]) and fitted.code == 0
+
+
+def test_a_runtime_without_an_op_is_refused_in_one_line_naming_op_module_and_release(erfdn_files):
+    flatbuffer = erfdn_files["fp32"].path.read_bytes()
+    with pytest.raises(SrExportError) as refused:
+        stamp_requirements(flatbuffer, "tflite-runtime==2.1")  # E-RFDN's half-pixel bilinear resize came in 2.2
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "RESIZE_BILINEAR" in message and "EnhancedSpatialAttention" in message and "TF Lite 2.2" in message
+    for spec, words in (("tflite-runtime=2.14", "NAME==VERSION"), ("openvino==2024.1", "not a TFLite runtime")):
+        with pytest.raises(SrExportError, match=words):
+            stamp_requirements(flatbuffer, spec)
+
+
+def test_check_runs_on_another_pythons_runtime_and_warns_when_newer_than_built_for(imdn_files, tflite_214_python,
+                                                                                  sr_export, tmp_path):
+    elsewhere = sr_export("check", imdn_files["fp32"].path, "--runtime-python", tflite_214_python,
+                          "--sizes", "32x32", "--json", tmp_path / "check.json")
+    assert elsewhere.code == 0, elsewhere.err
+    assert "tflite_runtime 2.14.0" in (tmp_path / "check.json").read_text()
+    assert "newer than" not in elsewhere.err
+    here = sr_export("check", imdn_files["fp32"].path, "--sizes", "32x32")  # LiteRT 2.3, this environment's
+    assert here.code == 0 and "newer than the tflite-runtime 2.14 this file was built for" in here.err
+
+
+def test_sr_bench_stops_before_copying_a_file_the_boards_runtime_is_too_old_for(imdn_files, tflite_214_python,
+                                                                                ssh_server, tmp_path):
+    from sr_export.bench.remote import DeviceError, job_document, run_on_device
+    from sr_export.targets.profiles import DeviceAccess
+
+    device = tmp_path / "board"
+    device.mkdir()
+    access = DeviceAccess(kind="ssh", host=ssh_server.alias, ssh_config=ssh_server.config, workdir=str(device),
+                          python=str(tflite_214_python), connect_timeout_s=5)
+
+    def job(artifact: Artifact) -> dict:
+        return job_document(runtime="tflite", artifact=artifact.path.name, precision="int8", sizes=[TILE], warmup=0,
+                            runs=1, threads=1, scale=2, in_channels=3, data_range=1.0,
+                            session_params={"layout": "NHWC"})
+
+    unfitted = imdn_files["int8 full unfitted"]
+    with pytest.raises(DeviceError, match="needs ai-edge-litert 2.0 or newer.*the device has tflite-runtime 2.14"):
+        run_on_device(access, unfitted.path, job(unfitted), timeout=120)
+    assert not list(device.iterdir())  # nothing was copied
+    fitted = imdn_files["int8 full"]
+    result = run_on_device(access, fitted.path, job(fitted), timeout=120)
+    assert result["ok"] and result["device"]["runtime"] == "tflite_runtime 2.14.0"

@@ -151,3 +151,34 @@ def newer_than_built_for(requirements: Mapping[str, Any], used: str) -> str | No
         return None
     return (f"checked with {ran.label}, newer than the {target.label} this file was built for; prove it on that "
             "runtime with --runtime-python PATH (the python of an environment that has it)")
+
+
+def release_named(label: str) -> Release | None:
+    """The release a recorded label names ("TF Lite 2.2", "ai-edge-litert 2.0", "tflite-runtime 2.14")."""
+    if label.startswith("TF Lite "):
+        return Release.tf(label.removeprefix("TF Lite ") + ".0")
+    return release_in(label)
+
+
+# What a board's TFLite runtime is, asked before anything is copied to it: the interpreter package the
+# device session would load (ai_edge_litert first, then tflite_runtime) and its version, on one line.
+PROBE = (
+    "import importlib\n"
+    "for name in ('ai_edge_litert', 'tflite_runtime'):\n"
+    "    try:\n"
+    "        module = importlib.import_module(name)\n"
+    "    except ImportError:\n"
+    "        continue\n"
+    "    print(name, getattr(module, '__version__', ''))\n"
+    "    break\n"
+)
+
+
+def too_old_for(requirements: Mapping[str, Any], found: str) -> str | None:
+    """Why a device whose runtime is ``found`` ("tflite_runtime 2.14.0") cannot load a file; None if it can."""
+    needed = release_named(str(requirements.get("min_runtime", "")))
+    have = release_in(found)
+    if needed is None or have is None or have >= needed:
+        return None
+    return (f"needs {needed.label} or newer ({requirements.get('set_by', '?')}); the device has {have.label}: "
+            "build it for that runtime (--for-runtime, or runtime in the profile's [device])")
