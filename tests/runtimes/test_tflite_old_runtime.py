@@ -237,3 +237,17 @@ def test_sr_bench_stops_before_copying_a_file_the_boards_runtime_is_too_old_for(
     fitted = imdn_files["int8 full"]
     result = run_on_device(access, fitted.path, job(fitted), timeout=120)
     assert result["ok"] and result["device"]["runtime"] == "tflite_runtime 2.14.0"
+
+
+def test_the_file_records_the_op_versions_its_integer_ops_need(imdn_files):
+    """ai-edge-quantizer writes version 1 everywhere; the written file has LiteRT's versions for its types."""
+    from sr_export.runtimes.tflite.compat import read_min_runtime
+    from sr_export.runtimes.tflite.graph import TfliteGraph
+
+    graph = TfliteGraph.from_bytes(imdn_files["int8 full"].path.read_bytes())
+    versions = {graph.op_name(op): int(graph.model.operatorCodes[op.opcodeIndex].version) for op in graph.ops}
+    assert versions["CONV_2D"] == 3 and versions["CONCATENATION"] == 2 and versions["MEAN"] == 2
+    assert versions["SQRT"] == 1 and versions["DEQUANTIZE"] == 2  # the float SQRT and its int8 -> float step
+    assert read_min_runtime(graph) == "1.14.0"
+    fp32 = TfliteGraph.from_bytes(imdn_files["fp32"].path.read_bytes())
+    assert {int(code.version) for code in fp32.model.operatorCodes} == {1}
