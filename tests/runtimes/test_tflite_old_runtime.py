@@ -251,3 +251,28 @@ def test_the_file_records_the_op_versions_its_integer_ops_need(imdn_files):
     assert read_min_runtime(graph) == "1.14.0"
     fp32 = TfliteGraph.from_bytes(imdn_files["fp32"].path.read_bytes())
     assert {int(code.version) for code in fp32.model.operatorCodes} == {1}
+    fp16 = imdn_files["fp16"].metadata.runtime_requirements  # float16 weights: DEQUANTIZE version 3 (TF Lite 1.15)
+    assert fp16["min_runtime"] == "TF Lite 1.15" and fp16["set_by"].startswith("DEQUANTIZE (float16, version 3)")
+
+
+def test_sr_export_tflite_for_runtime_writes_a_full_integer_imdn_that_2_14_runs_within_the_int8_bound(
+        sr_export, official_model, tflite_214_python, set5, tmp_path):
+    """The issue's command at 32x32 with a tiny recipe: the file loads on 2.14 and stays in the INT8 bound there."""
+    recipe = tmp_path / "tiny32.toml"
+    recipe.write_text(TINY_RECIPE, encoding="utf-8")
+    output = tmp_path / "imdn_full_214.tflite"
+    made = sr_export("tflite", "--model", "imdn", "--scale", "2", "--weights", "official", "--shape", "32x32",
+                     "--int8", "--int8-scheme", "full", "--calib", recipe, "--for-runtime", OLD, "--no-check",
+                     "-o", output)
+    assert made.code == 0, made.err
+    metadata = json.loads(output.with_name(output.name + ".json").read_text())
+    assert metadata["runtime_requirements"]["built_for"] == "tflite-runtime 2.14"
+    assert metadata["quantization"]["op_precisions"]["float32"] == 6  # the six contrast SQRTs
+    model = official_model("imdn", 2)
+    crops = _crops(set5, model)
+    from sr_export.runtimes.open import open_artifact
+
+    with ElsewhereRunner(open_artifact(output), get_runtime("tflite"), tflite_214_python) as runner:
+        on_old = runner.infer(crops)
+    _, _, psnr = output_difference(on_old, _pytorch(model, crops), model.info.data_range)
+    assert psnr >= INT8_MIN_OUTPUT_PSNR_DB, f"{psnr:.1f} dB against PyTorch on tflite-runtime 2.14"

@@ -116,10 +116,23 @@ def convert_tflite(
         exporter="litert-torch" if quantized is None else "litert-torch + ai-edge-quantizer",
         verified_sizes=(),
         notes=(*model.notes, *notes),
-        quantization=quantized.details() if quantized is not None else {},
+        quantization=_quantization(quantized, flatbuffer, bool(fitted)),
         runtime_requirements=requirements,
     )
     return ConvertedTflite(flatbuffer, metadata, tuple(applied), seconds, notes)
+
+
+def _quantization(quantized: Any, flatbuffer: bytes, fitted: bool) -> dict[str, Any]:
+    """The sidecar's ``quantization``; ops counted again when fitting a runtime kept some in float."""
+    if quantized is None:
+        return {}
+    details = quantized.details()
+    if fitted:
+        from sr_export.runtimes.tflite.graph import TfliteGraph
+
+        precisions = TfliteGraph.from_bytes(flatbuffer).op_precisions()
+        details["op_precisions"] = {dtype: len(ops) for dtype, ops in precisions.items()}
+    return details
 
 
 def stamp_requirements(flatbuffer: bytes, for_runtime: str | None) -> tuple[bytes, dict[str, Any], list[str]]:

@@ -21,6 +21,12 @@ from sr_export.runtimes.tflite.graph import TfliteGraph
 # Activation types an op's version depends on (schema TensorType names as TfliteGraph.dtype gives them).
 _INT8 = "int8"
 _INT16 = "int16"
+_FLOAT16 = 1  # schema TensorType.FLOAT16
+
+
+def tensor_type(graph: TfliteGraph, tensor: int) -> str:
+    """The schema type name of a tensor, float16 (weights of --fp16 files) included."""
+    return "float16" if graph.tensor(tensor).type == _FLOAT16 else graph.dtype(tensor)
 
 
 def activation_type(graph: TfliteGraph, op: Any) -> str:
@@ -28,8 +34,8 @@ def activation_type(graph: TfliteGraph, op: Any) -> str:
     inputs = [t for t in op.inputs if t >= 0]
     for tensor in inputs:
         if not graph.is_constant(tensor):
-            return graph.dtype(tensor)
-    return graph.dtype(inputs[0]) if inputs else "none"
+            return tensor_type(graph, tensor)
+    return tensor_type(graph, inputs[0]) if inputs else "none"
 
 
 def required_version(graph: TfliteGraph, op: Any) -> int:
@@ -42,8 +48,8 @@ def signature_version(graph: TfliteGraph, op: Any) -> int:
     name = graph.op_name(op)
     inputs = [t for t in op.inputs if t >= 0]
     kind = activation_type(graph, op)
-    types = [graph.dtype(t) for t in inputs]
-    out = graph.dtype(op.outputs[0])
+    types = [tensor_type(graph, t) for t in inputs]
+    out = tensor_type(graph, op.outputs[0])
     options = op.builtinOptions
     if name == "CONV_2D":
         return _conv_version(graph, inputs, types, out, options)
