@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 SIDE_ENVS: dict[str, tuple[tuple[str, ...], tuple[int, int]]] = {
     "tflite-runtime-2.14": (("tflite-runtime==2.14.0", "numpy<2"), (3, 11)),
     "onnxruntime-1.18": (("onnxruntime==1.18.0", "numpy<2"), (3, 12)),
+    "onnxruntime-1.15": (("onnxruntime==1.15.1", "numpy<2"), (3, 11)),
 }
 
 
@@ -70,3 +71,9 @@ def tflite_214_python() -> Path:
 def oldest_onnxruntime_python() -> Path:
     """A Python with the oldest ONNX Runtime sr-export supports (pyproject: onnxruntime>=1.18) and numpy < 2."""
     return side_python("onnxruntime-1.18")
+
+
+@pytest.fixture(scope="session")
+def onnxruntime_115_python() -> Path:
+    """A Python with ONNX Runtime 1.15.1 (the oldest the files' metadata names) and numpy < 2."""
+    return side_python("onnxruntime-1.15")

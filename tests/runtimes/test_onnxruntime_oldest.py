@@ -1,4 +1,5 @@
-"""The FP32 and INT8 ONNX files on the oldest ONNX Runtime sr-export supports (1.18, pyproject's floor).
+"""The FP32 and INT8 ONNX files on the oldest ONNX Runtime sr-export supports (1.18, pyproject's floor), and on
+the oldest their metadata names (1.15: what loads IR version 8, which sr-export writes instead of onnx's 10).
 
 The oldest release lives in a side environment with numpy < 2 (as boards
 that ship it do) and runs the files through sr-export's device runner; its
@@ -31,28 +32,38 @@ def _inputs(model) -> np.ndarray:
     return (batch * model.info.data_range).astype(np.float32)
 
 
+@pytest.mark.parametrize("release", ["1.18", "1.15"])
 @pytest.mark.parametrize("kind", ["fp32", "int8"])
-def test_imdn_onnx_files_run_on_the_oldest_onnxruntime_as_on_this_one(kind, exported_official, imdn_qdq,
-                                                                      official_model, oldest_onnxruntime_python):
+def test_imdn_onnx_files_run_on_the_oldest_onnxruntime_as_on_this_one(kind, release, exported_official, imdn_qdq,
+                                                                      official_model, request):
     import torch
 
+    python = request.getfixturevalue("oldest_onnxruntime_python" if release == "1.18" else "onnxruntime_115_python")
     artifact = exported_official("imdn", 2) if kind == "fp32" else imdn_qdq
     model = official_model("imdn", 2)
     batch = _inputs(model)
     with open_runner(artifact) as runner:
         new = runner.infer(batch)
-    with ElsewhereRunner(artifact, get_runtime("onnxruntime"), oldest_onnxruntime_python) as runner:
-        assert "onnxruntime 1.18.0" in runner.name
+    with ElsewhereRunner(artifact, get_runtime("onnxruntime"), python) as runner:
+        assert f"onnxruntime {release}." in runner.name
         old = runner.infer(batch)
     peak = model.info.data_range
     max_abs, _, between = output_difference(old, new, peak)
-    print(f"{kind}: PSNR between onnxruntime 1.18 and this one: {between:.2f} dB")
+    print(f"{kind}: PSNR between onnxruntime {release} and this one: {between:.2f} dB")
     if kind == "fp32":
         bound = tolerance_for("fp32")
         assert between >= bound.min_psnr_db and max_abs <= bound.max_abs_error * peak, (between, max_abs)
         return
-    assert between >= INT8_BETWEEN_RUNTIMES_DB, f"{between:.1f} dB between onnxruntime 1.18 and this one"
+    assert between >= INT8_BETWEEN_RUNTIMES_DB, f"{between:.1f} dB between onnxruntime {release} and this one"
     with torch.no_grad():
         reference = model.module.eval()(torch.from_numpy(batch)).numpy()
     _, _, psnr = output_difference(old, reference, peak)
-    assert psnr >= INT8_MIN_OUTPUT_PSNR_DB, f"onnxruntime 1.18: {psnr:.1f} dB against PyTorch"
+    assert psnr >= INT8_MIN_OUTPUT_PSNR_DB, f"onnxruntime {release}: {psnr:.1f} dB against PyTorch"
+
+
+def test_the_files_carry_the_lowest_ir_version_and_name_the_runtime_they_need(exported_official, imdn_qdq):
+    import onnx
+
+    for artifact in (exported_official("imdn", 2), imdn_qdq):
+        proto = onnx.load(str(artifact.path), load_external_data=False)
+        assert proto.ir_version == 8  # opset 18's IR version, not onnx's newest (10, which ONNX Runtime < 1.18 refuses)
