@@ -28,8 +28,6 @@ from sr_export.core.errors import SrExportError, stage
 from sr_export.core.formats import ONNX, ONNX_QDQ
 from sr_export.core.io import atomic_path
 from sr_export.core.naming import int8_tail
-from sr_export.export.onnx_versions import lower_ir_version
-from sr_export.export.onnx_versions import requirements as onnx_requirements
 from sr_export.quantize.cache_key import CalibrationKey, initialiser_hash, onnx_graph_identity
 from sr_export.quantize.calibration_data import CalibrationSet
 from sr_export.quantize.graph import ensure_node_names, sr_float_nodes, unknown_nodes
@@ -166,6 +164,9 @@ def quantize_onnx(
     notes = (*meta.notes, f"INT8 QDQ ({flavour}) from recipe {recipe.summary()}",
              f"float nodes: {', '.join(plan.names()) or 'none'}",
              f"float activations: {', '.join(plan.tensors()) or 'none'}")
+    from sr_export.export.onnx_versions import lower_ir_version
+    from sr_export.export.onnx_versions import requirements as onnx_requirements
+
     lower_ir_version(quantized)
     metadata = replace(meta, precision="int8", format=ONNX_QDQ.name, flavour=flavour, backend=flavour, notes=notes,
                        runtime_requirements=onnx_requirements(quantized))
