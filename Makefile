@@ -1,6 +1,8 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   - create .venv, install sr-export with CPU PyTorch, run the default sr-bench
-#   make test   - same environment plus test tools, run the whole suite
+#   make test   - same environment plus test tools, run the whole suite (the tests create side environments
+#                 with older device runtimes, tflite-runtime 2.14 and ONNX Runtime 1.15/1.18, under
+#                 build/side-envs on first use: about 30 s, reused afterwards)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -61,4 +63,4 @@ ci-deps:
 	fi
 
 clean:
-	rm -rf $(VENV) sr-bench-out .pytest_cache
+	rm -rf $(VENV) sr-bench-out .pytest_cache build/side-envs

@@ -179,15 +179,16 @@ def build_steps(
 
 
 def open_runner(artifact: Artifact | str | Path, *, runtime: str | None = None, threads: int | None = None,
-                tile_overlap: int | None = None) -> Runner:
+                tile_overlap: int | None = None, python: str | Path | None = None) -> Runner:
     """An opened runner (a context manager) for any artifact at any input size: ``runner.infer(nchw) -> nchw``.
 
     ``runtime`` picks among the runtimes that read the artifact's format
-    (default: the one it was built for).
+    (default: the one it was built for); ``python`` runs it with that Python environment's runtime.
     """
     from sr_export.runtimes.open import open_runner as opened
 
-    return opened(_artifact(artifact), runtime=runtime, threads=threads, tile_overlap=tile_overlap)
+    return opened(_artifact(artifact), runtime=runtime, threads=threads, tile_overlap=tile_overlap,
+                  python=Path(python) if python is not None else None)
 
 
 def check(
@@ -201,9 +202,11 @@ def check(
     threads: int | None = None,
     tile_overlap: int | None = None,
     progress: Callable[[], Any] | None = None,
+    runtime_python: str | Path | None = None,
 ) -> CheckReport:
     """Parity of ``artifact`` against its PyTorch model (rebuilt from its metadata, weights verified), or against
-    another artifact; INT8 artifacts are judged on the built-in images' Y-PSNR drop as well."""
+    another artifact; INT8 artifacts are judged on the built-in images' Y-PSNR drop as well. ``runtime_python``
+    runs the artifact with that Python environment's runtime (a board's older one) instead of this one's."""
     from sr_export.bench.checking import check_inputs, check_runner, pytorch_runner, reference_model
     from sr_export.models.loader import LoadedModel
 
@@ -216,7 +219,8 @@ def check(
     else:
         reference = open_runner(against, threads=threads, tile_overlap=tile_overlap)
         info = meta.model_info()
-    with open_runner(artifact, runtime=runtime, threads=threads, tile_overlap=tile_overlap) as candidate:
+    with open_runner(artifact, runtime=runtime, threads=threads, tile_overlap=tile_overlap,
+                     python=runtime_python) as candidate:
         inputs = check_inputs(artifact, info, candidate, images=Path(images) if images is not None else None,
                               sizes=[as_size(s) for s in sizes] if sizes is not None else None)
         return check_runner(artifact, candidate, reference, info, inputs, precision=precision, progress=progress)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 # The real sshd behind the remote-device tests (ssh_server, doomed_ssh_server).
-pytest_plugins = ["sshd_server"]
+pytest_plugins = ["sshd_server", "side_envs"]
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SR_EXPORT_SHARED", REPO.parent / "shared")).resolve()

@@ -266,6 +266,32 @@ def run_job(job):
                            "precision": job["precision"], "runtime": job["runtime"]}}
 
 
+def serve(job):
+    """Run one artifact on batches sent one request per stdin line: {"input": NCHW .npy, "output": .npy to write}.
+
+    Answers one ``@reply`` JSON line on stdout per request, the first for the loading (with the session's
+    versions), so a caller in another Python environment runs the artifact with this one's runtime.
+    """
+    import numpy as np
+
+    def reply(record):
+        sys.stdout.write("@reply " + json.dumps(record) + "\n")
+        sys.stdout.flush()
+
+    session = load_session(job, job["artifact"])
+    reply({"ok": True, "versions": session.versions, "nhwc": bool(session.nhwc)})
+    for line in sys.stdin:
+        request = json.loads(line)
+        outputs = []
+        for sample in np.load(request["input"]):  # one at a time: fixed-size files take a batch of one
+            fed = sample.transpose(1, 2, 0)[None] if session.nhwc else sample[None]
+            output = np.asarray(session.infer(np.ascontiguousarray(fed, dtype=np.float32)))
+            outputs.append(output.transpose(0, 3, 1, 2) if session.nhwc else output)
+        np.save(request["output"], np.concatenate(outputs, axis=0))
+        reply({"ok": True})
+    return {"ok": True}
+
+
 def main(argv):
     if len(argv) != 2:
         sys.stderr.write("usage: device_runner.py job.json\n")
@@ -279,7 +305,7 @@ def main(argv):
         job = json.load(handle)
     os.chdir(os.path.dirname(os.path.abspath(argv[1])))
     try:
-        result = run_job(job)
+        result = serve(job) if job.get("mode") == "serve" else run_job(job)
     except JobError as exc:
         print(json.dumps({"ok": False, "error": str(exc)}))
         return 3

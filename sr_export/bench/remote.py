@@ -281,10 +281,46 @@ def job_document(*, runtime: str, artifact: str, precision: str, sizes: Sequence
             "session_source": str(source)}
 
 
+def device_runtime(access: DeviceAccess, runtime: str) -> str | None:
+    """The version of ``runtime`` the device's Python has ("tflite_runtime 2.14.0"); None where it is not asked
+    (runtimes whose files do not record what they need) or the device has none."""
+    from sr_export.runtimes.tflite.releases import PROBE
+
+    if runtime != "tflite":
+        return None
+    if access.is_remote:
+        found = SshDevice(access)._check(f"{shlex.quote(access.python)} -c {shlex.quote(PROBE)}",
+                                         "asking the runtime version", timeout=access.connect_timeout_s + 60)
+    else:
+        done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=False)
+        found = done.stdout
+    lines = found.strip().splitlines()
+    return lines[-1].strip() if lines else None
+
+
+def refuse_too_new(artifacts: Sequence[Path], found: str | None, where: str) -> None:
+    """One line, before anything is copied, when the device's runtime is older than an artifact needs."""
+    from sr_export.core.artifacts import read_metadata
+    from sr_export.runtimes.tflite.releases import too_old_for
+
+    if not found:
+        return
+    for path in artifacts:
+        metadata = read_metadata(path)
+        reason = too_old_for(metadata.runtime_requirements, found) if metadata is not None else None
+        if reason:
+            raise DeviceError(f"{path.name} cannot run on {where}: it {reason}")
+
+
 def run_on_device(access: DeviceAccess, artifacts: Path | Sequence[Path], job: dict[str, Any], *, timeout: float,
                   progress: Progress | None = None) -> dict[str, Any]:
-    """Copy the artifacts, the runner and the runtime's session to the device, run ``job`` there, clean up."""
+    """Copy the artifacts, the runner and the runtime's session to the device, run ``job`` there, clean up.
+
+    First the device is asked which version of the runtime it has; an artifact that needs a newer one
+    stops the run there, in one line, before anything is copied."""
     artifacts = [artifacts] if isinstance(artifacts, Path) else list(artifacts)
+    where = SshDevice(access).label if access.is_remote else "this machine"
+    refuse_too_new(artifacts, device_runtime(access, str(job.get("runtime", ""))), where)
     job = dict(job)
     session = Path(job.pop("session_source"))
     session_name = job["session"]["file"]

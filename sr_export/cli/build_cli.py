@@ -33,6 +33,9 @@ def add_parser(commands: Any) -> None:
                        "otherwise (default: the profile's first size, or dynamic)")
     build.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="a runtime option over the profile's [options] (TOML value; repeatable)")
+    build.add_argument("--for-runtime", metavar="NAME==VERSION",
+                       help="the runtime the device has (tflite-runtime==2.14): the file is fitted to it or refused "
+                       "(default: the profile's [device] runtime, else today's)")
     build.add_argument("--no-check", action="store_true", help="write without checking against PyTorch")
     common.add_export_arguments(build, shape=False)
     common.add_output_argument(build, "output file, or a folder for it (default: the current folder)")
@@ -59,6 +62,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.source is None and args.model is None:
         raise SrExportError("say what to build: --model NAME (exported here) or --from ARTIFACT")
     options = dict(parse_option(text) for text in args.option)
+    if args.for_runtime:
+        _check_for_runtime(args.target)
+        options["for_runtime"] = args.for_runtime
     model = common.load_requested_model(args, console) if args.model else None
     source: Any = model
     if args.source is not None:
@@ -78,6 +84,16 @@ def cmd_build(args: argparse.Namespace) -> int:
         reports.append(build_report(result))
     common.emit_json(reports[0] if len(reports) == 1 else reports, args.json, console, force=args.force)
     return 0
+
+
+def _check_for_runtime(target: str) -> None:
+    """--for-runtime is for targets whose runtime fits its files to a device's runtime version (tflite)."""
+    from sr_export.targets.profiles import load_target
+
+    runtime = load_target(target).require_backend()
+    if "for_runtime" not in getattr(runtime.options, "__dataclass_fields__", {}):
+        raise SrExportError(f"--for-runtime fits TFLite files to a device's runtime; target {target} builds for "
+                            f"{runtime.label or runtime.name}, whose files record what they need (sr-export info)")
 
 
 def execute(console: Any, source: Any, target: Any, output: Path, *, json_to: str | None = None,

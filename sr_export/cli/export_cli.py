@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="tolerance set (default: artifact's)")
     check.add_argument("--threads", type=common.threads_argument, help="CPU threads for the runtimes")
     common.add_runtime_argument(check)
+    check.add_argument("--runtime-python", type=Path, metavar="PATH",
+                       help="run the artifact with the runtime of another Python environment (its python "
+                       "executable; it needs numpy and the runtime only), e.g. a venv with tflite-runtime 2.14")
     common.add_tiling_argument(check)
     check.add_argument("--junit", type=Path, metavar="PATH", help="write a JUnit XML report")
     common.add_json_argument(check, "parity report")
@@ -162,8 +165,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         task = progress.add_task(f"parity {artifact.path.name}", total=None)
         report = api.check(artifact, against=against, images=args.images, sizes=args.sizes, precision=args.precision,
                            runtime=args.runtime, threads=args.threads, tile_overlap=args.tile_overlap,
-                           progress=lambda: progress.advance(task))
+                           progress=lambda: progress.advance(task), runtime_python=args.runtime_python)
     build_cli.print_check(console, report)
+    newer = _newer_runtime(artifact, report.parity.candidate, args)
+    if newer:
+        common.warn(console, newer)
     common.emit_json(report.to_dict(), args.json, console, force=args.force)
     if args.junit:
         report.parity.write_junit(args.junit, force=args.force)
@@ -173,6 +179,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     if report.dataset_drop is not None and not report.dataset_drop.passed:
         raise CheckFailed(f"INT8 check failed for {artifact.path}: {report.dataset_drop.reason()}")
     return 0
+
+
+def _newer_runtime(artifact: Any, candidate: str, args: argparse.Namespace) -> str | None:
+    """The warning when the runtime that ran the check is newer than the one the artifact was built for."""
+    from sr_export.runtimes.registry import runtime_for_artifact
+    from sr_export.runtimes.tflite.releases import newer_than_built_for
+
+    used = candidate if args.runtime_python else runtime_for_artifact(artifact.metadata, args.runtime).describe().get(
+        "runtime", "")
+    return newer_than_built_for(artifact.metadata.runtime_requirements, used)
 
 
 def cmd_runtimes(args: argparse.Namespace) -> int:
@@ -226,6 +242,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     metadata = read_metadata(args.artifact)
     if metadata is None:
         raise SrExportError(f"{args.artifact} carries no sr-export metadata (not exported by sr-export)")
+    if not metadata.runtime_requirements and metadata.format == "tflite":
+        from dataclasses import replace
+
+        from sr_export.runtimes.tflite.compat import file_requirements
+
+        # Files written before sr-export recorded it: computed from the file itself.
+        metadata = replace(metadata, runtime_requirements=file_requirements(args.artifact))
     console = common.stderr_console() if args.json == "-" else common.stdout_console()
     console.print(metadata_table(args.artifact, metadata))
     common.emit_json(metadata.to_dict(), args.json, console, force=args.force)

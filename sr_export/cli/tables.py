@@ -159,6 +159,8 @@ def metadata_table(path: Path, meta: ArtifactMetadata) -> Table:
         rows.append(("tiling", describe_tiling(meta.tiling)))
     if meta.tile_alignment > 1:
         rows.append(("tile alignment", f"{meta.tile_alignment} LR px (not shift-invariant: window attention or strides)"))
+    if meta.runtime_requirements:
+        rows.append(("needs", describe_requirements(meta.runtime_requirements)))
     # ONNX files do not hold their build's time and host (artifacts are reproducible); sidecars and old files do.
     built = ", ".join(filter(None, [meta.created, f"on {meta.host}" if meta.host else None]))
     rows.append(("made by", f"sr-export {meta.tool_version}" + (f", {built}" if built else "")))
@@ -167,6 +169,12 @@ def metadata_table(path: Path, meta: ArtifactMetadata) -> Table:
     for note in meta.notes:
         table.add_row("note", note)
     return table
+
+
+def describe_requirements(needs: Mapping[str, Any]) -> str:
+    """'TF Lite 2.2 or newer (set by RESIZE_BILINEAR ...); built for tflite-runtime 2.14'."""
+    text = f"{needs.get('min_runtime', '?')} or newer (set by {needs.get('set_by', '?')})"
+    return text + (f"; built for {needs['built_for']}" if needs.get("built_for") else "")
 
 
 def describe_tiling(tiling: Mapping[str, Any]) -> str:

@@ -26,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fp16", action="store_true", help="store weights as float16 (compute stays float32)")
     group.add_argument("--layout", choices=("nhwc", "nchw"), default="nhwc",
                        help="I/O layout of the file (default nhwc, TFLite's own); recorded in the metadata")
+    group.add_argument("--for-runtime", metavar="NAME==VERSION",
+                       help="the runtime the device has (tflite-runtime==2.14, ai-edge-litert==1.4, tensorflow==2.16): "
+                       "ops it has no integer kernel for stay float inside the file, anything else it lacks is "
+                       "refused; the metadata records it (default: today's LiteRT; the file's minimum is recorded)")
     group.add_argument("--no-rewrite", action="store_true",
                        help="convert the module as it is, without the SR-aware rewrites (for debugging)")
     int8 = parser.add_argument_group("int8")
@@ -64,13 +68,13 @@ def cmd_tflite(args: argparse.Namespace) -> int:
     if args.output is not None and args.output.suffix == ".tflite" and len(shapes) > 1:
         raise SrExportError(f"{len(shapes)} shapes make {len(shapes)} files; give -o a folder, not {args.output.name}")
     precision = "int8" if int8 is not None else "fp16" if args.fp16 else "fp32"
-    options: dict[str, Any] = {"layout": args.layout, "rewrite": not args.no_rewrite}
+    options: dict[str, Any] = {"layout": args.layout, "rewrite": not args.no_rewrite, "for_runtime": args.for_runtime}
     if int8 is not None:
         options.update(calibration=args.calib or "default", int8_io=int8.io, int8_scheme=int8.scheme)
     reports, failures = [], []
     for shape in shapes:
         naming = TfliteOptions(shape=shape, layout=args.layout, precision=precision, rewrite=not args.no_rewrite,
-                               int8=int8)
+                               int8=int8, for_runtime=args.for_runtime)
         output = _output_path(args.output, model, naming)
         try:
             result = build_cli.execute(console, model, PROFILE, output, precision=precision, options=options,

@@ -92,6 +92,9 @@ class ArtifactMetadata:
     # How an INT8 artifact was quantised when the format has no place for it
     # (TFLite: scheme, I/O type and parameters, calibration recipe); empty otherwise.
     quantization: Mapping[str, Any] = field(default_factory=dict)
+    # What the file needs from the runtime that loads it, computed from the file itself (TFLite: op versions
+    # and integer kernels): min_runtime, set_by, and built_for when a build named the device's runtime.
+    runtime_requirements: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def dynamic(self) -> bool:
@@ -111,6 +114,7 @@ class ArtifactMetadata:
         data["notes"] = list(self.notes)
         data["runtimes"] = list(self.runtimes)
         data["quantization"] = dict(self.quantization)
+        data["runtime_requirements"] = dict(self.runtime_requirements)
         data["tiling"] = dict(self.tiling)
         for name in BUILD_FIELDS:  # unknown build details are left out, not written as null
             if data[name] is None:
@@ -174,6 +178,7 @@ class ArtifactMetadata:
             known["runtimes"] = tuple(str(r) for r in known.get("runtimes") or ())
             known["request"] = dict(known.get("request") or {})
             known["quantization"] = dict(known.get("quantization") or {})
+            known["runtime_requirements"] = dict(known.get("runtime_requirements") or {})
             known["tiling"] = dict(known.get("tiling") or {})
             known["format"] = canonical_format(str(known.get("format", "onnx")), str(known.get("precision", "fp32")))
             return cls(**known)

@@ -17,6 +17,7 @@ from typing import Any
 
 from sr_export.core.artifacts import Artifact, build_stamp, embed_in_onnx
 from sr_export.core.errors import MissingDependencyError, StageFailed
+from sr_export.export.onnx_versions import lower_ir_version, requirements
 
 # Kept in FP32. The contrast (standard deviation) branch of IMDN/RFDN channel
 # attention squares activations and averages them over the whole image: in
@@ -61,7 +62,8 @@ def save_fp16(onnx_artifact: Artifact, output: Path, keep_float: Sequence[str] =
         raise StageFailed("convert", f"{onnx_artifact.path.name} is {meta.precision}, not an FP32 graph", exit_code=2)
     proto = convert_fp16(onnx.load(str(onnx_artifact.path)), keep_float)
     kept = ", ".join(keep_float) or "none"
-    metadata = replace(meta, precision="fp16", backend=backend or meta.backend,
+    lower_ir_version(proto)
+    metadata = replace(meta, precision="fp16", backend=backend or meta.backend, runtime_requirements=requirements(proto),
                        notes=(*meta.notes, f"FP16 graph, FP32 inputs/outputs; operators kept in FP32: {kept}"))
     embed_in_onnx(proto, metadata)
     with atomic_path(output) as tmp:

@@ -26,6 +26,8 @@ from sr_export.export.exporters import (
     ExportAttemptFailed,
     export_graph,
 )
+from sr_export.export.onnx_versions import lower_ir_version
+from sr_export.export.onnx_versions import requirements as onnx_requirements
 from sr_export.export.simplify import simplify_checked
 from sr_export.export.verify import PyTorchReference, Verification, verification_sizes, verify_graph
 from sr_export.models.loader import LoadedModel
@@ -87,6 +89,7 @@ def export_onnx(model: LoadedModel, options: ExportOptions = ExportOptions(), sa
         if note:
             with_notes.append(note)
     dims = proto.graph.input[0].type.tensor_type.shape.dim
+    lower_ir_version(proto)  # onnx stamps its newest IR version; ONNX Runtime < 1.18 refuses IR 10
     metadata = ArtifactMetadata.for_model(
         model,
         format="onnx",
@@ -100,6 +103,7 @@ def export_onnx(model: LoadedModel, options: ExportOptions = ExportOptions(), sa
         exporter=verification.exporter,
         verified_sizes=verification.passed_sizes,
         notes=tuple(with_notes),
+        runtime_requirements=onnx_requirements(proto),
     )
     embed_in_onnx(proto, metadata)
     return ExportedOnnx(proto, metadata, with_notes, verification)

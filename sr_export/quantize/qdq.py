@@ -164,7 +164,12 @@ def quantize_onnx(
     notes = (*meta.notes, f"INT8 QDQ ({flavour}) from recipe {recipe.summary()}",
              f"float nodes: {', '.join(plan.names()) or 'none'}",
              f"float activations: {', '.join(plan.tensors()) or 'none'}")
-    metadata = replace(meta, precision="int8", format=ONNX_QDQ.name, flavour=flavour, backend=flavour, notes=notes)
+    from sr_export.export.onnx_versions import lower_ir_version
+    from sr_export.export.onnx_versions import requirements as onnx_requirements
+
+    lower_ir_version(quantized)
+    metadata = replace(meta, precision="int8", format=ONNX_QDQ.name, flavour=flavour, backend=flavour, notes=notes,
+                       runtime_requirements=onnx_requirements(quantized))
     embed_in_onnx(quantized, metadata)
     details = {"flavour": flavour, "recipe": recipe.to_dict(), "statistics_key": statistics.key,
                "calibration": calibration.identity,

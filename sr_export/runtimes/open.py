@@ -19,6 +19,7 @@ def open_runner(
     runtime: str | None = None,
     threads: int | None = None,
     tile_overlap: int | None = None,
+    python: Path | None = None,
 ) -> Runner:
     """An opened runner for any artifact that takes any input size (a context manager that closes it).
 
@@ -27,7 +28,8 @@ def open_runner(
     Fixed-size artifacts are run tile by tile (``tile_overlap`` LR pixels of
     context per side; default from the artifact's receptive field), and
     artifacts that need sides in multiples of N get padded inputs; see
-    :mod:`sr_export.runtimes.tiling`.
+    :mod:`sr_export.runtimes.tiling`. ``python``: run it with that Python environment's runtime
+    (:mod:`sr_export.runtimes.elsewhere`), e.g. a board's older one.
     """
     from sr_export.runtimes.tiling import adapt_runner
 
@@ -35,7 +37,12 @@ def open_runner(
         artifact = open_artifact(artifact)
     chosen = runtime_for_artifact(artifact.metadata, runtime)
     try:
-        runner = chosen.load(artifact, threads=threads)
+        if python is not None:
+            from sr_export.runtimes.elsewhere import ElsewhereRunner
+
+            runner: Runner = ElsewhereRunner(artifact, chosen, python, threads)
+        else:
+            runner = chosen.load(artifact, threads=threads)
     except (SrExportError, KeyboardInterrupt, MemoryError):
         raise
     except Exception as exc:  # the runtime's own parser refused the file

@@ -31,7 +31,8 @@ DEVICE_KINDS = ("local", "ssh")
 _TOP_KEYS = {"name", "backend", "description", "precision", "device", "runtime", "bench", "options", "notes"}
 _RUNTIME_KEYS = {"threads"}
 _BENCH_KEYS = {"input_sizes", "warmup", "runs", "timeout_s"}
-_DEVICE_KEYS = {"kind", "host", "user", "port", "key", "workdir", "python", "connect_timeout_s", "power", "ssh_config"}
+_DEVICE_KEYS = {"kind", "host", "user", "port", "key", "workdir", "python", "connect_timeout_s", "power", "ssh_config",
+                "runtime"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class DeviceAccess:
     connect_timeout_s: int = 10
     power: str = ""  # how to set the power mode / clocks before measuring
     ssh_config: Path | None = None  # ssh -F; None: ~/.ssh/config as ssh itself reads it
+    # The runtime the device has, NAME==VERSION (tflite-runtime==2.14): builds for the profile are fitted to it
+    # (runtimes whose options take ``for_runtime``) and sr-bench stops before copying a file that needs a newer one.
+    runtime: str | None = None
 
     @property
     def is_remote(self) -> bool:
@@ -55,7 +59,8 @@ class DeviceAccess:
 
     def to_dict(self) -> dict[str, Any]:
         data = {"kind": self.kind, "host": self.host, "user": self.user, "port": self.port,
-                "key": str(self.key) if self.key else None, "workdir": self.workdir, "python": self.python}
+                "key": str(self.key) if self.key else None, "workdir": self.workdir, "python": self.python,
+                "runtime": self.runtime}
         return {k: v for k, v in data.items() if v is not None}
 
 
@@ -92,7 +97,11 @@ class TargetProfile:
     def runtime_options(self) -> Any:
         """``[options]`` as the runtime's typed options; an unknown key or a bad value names itself and the file."""
         where = f" in {self.source}" if self.source else f" of target '{self.name}'"
-        return self.require_backend().parse_options(self.options, where=where)
+        runtime = self.require_backend()
+        options = dict(self.options)
+        if self.access.runtime and "for_runtime" in getattr(runtime.options, "__dataclass_fields__", {}):
+            options.setdefault("for_runtime", self.access.runtime)  # [device] runtime: what builds fit the file to
+        return runtime.parse_options(options, where=where)
 
     def validate(self) -> Runtime:
         """Everything a run needs from the profile, checked before any work: runtime, precision, options."""
@@ -204,6 +213,7 @@ def _device(value: Any, check: Checker) -> DeviceAccess:
         python=check.string(value, "python", "device.", default="python3") or "python3",
         connect_timeout_s=check.integer(value, "connect_timeout_s", "device.", 1, default=10),
         power=check.string(value, "power", "device.", default=""),
+        runtime=check.string(value, "runtime", "device.", default="") or None,
         ssh_config=Path(ssh_config).expanduser() if ssh_config else None,
     )
 

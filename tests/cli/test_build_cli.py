@@ -83,3 +83,10 @@ def test_board_command_lines_come_from_the_profile(trt_int8, exported_official, 
     # The FP32 graph under an INT8 profile is never sent with --int8 (no calibration would back it).
     job, _ = device_job(int8, [open_artifact(folder / "imdn_x2.onnx")], Suite("s", ()).timing(int8))
     assert not any("--int8" in command for command in job["session"]["params"]["trtexec"]["build"].values())
+
+
+def test_for_runtime_is_refused_in_one_line_for_a_target_whose_files_need_no_fitting(sr_export) -> None:
+    result = sr_export("build", "--model", "imdn", "--scale", "2", "--target", "cpu",
+                       "--for-runtime", "tflite-runtime==2.14")
+    assert result.code != 0
+    assert "--for-runtime fits TFLite files" in result.error() and "ONNX Runtime" in result.error()

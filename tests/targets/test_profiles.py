@@ -130,3 +130,17 @@ def test_an_ssh_profile_keeps_every_access_field(tmp_path: Path) -> None:
 def test_a_missing_profile_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(SrExportError, match="target profile .*nope.toml does not exist"):
         load_profile(str(tmp_path / "nope.toml"))
+
+
+def test_the_devices_runtime_version_reaches_every_build_of_a_runtime_that_fits_files_to_it() -> None:
+    from sr_export.targets.profiles import profile_from_dict
+
+    device = {"kind": "local", "runtime": "tflite-runtime==2.14"}
+    tflite = profile_from_dict({"name": "pi", "backend": "tflite", "device": device})
+    assert tflite.access.runtime == "tflite-runtime==2.14"
+    assert tflite.runtime_options().for_runtime == "tflite-runtime==2.14"
+    assert profile_from_dict({**{"name": "pi", "backend": "tflite", "device": device},
+                              "options": {"for_runtime": "ai-edge-litert==1.4"}}).runtime_options().for_runtime \
+        == "ai-edge-litert==1.4"  # the profile's own option wins
+    onnx = profile_from_dict({"name": "jetson", "backend": "onnxruntime", "device": device})
+    assert not hasattr(onnx.runtime_options(), "for_runtime")  # its files record what they need; nothing to fit

@@ -72,7 +72,7 @@ class TfliteRuntime(Runtime):
             recipe = calibration.recipe if calibration is not None else load_recipe(settings.calibration)
             int8 = TfliteInt8Options(recipe, io=settings.int8_io, scheme=settings.int8_scheme)
         tflite_options = TfliteOptions(shape=tuple(shape), layout=settings.layout, precision=precision,
-                                       rewrite=settings.rewrite, int8=int8)
+                                       rewrite=settings.rewrite, int8=int8, for_runtime=settings.for_runtime)
         converted = convert_tflite(model, tflite_options, calibration=calibration)
         path = Path(output)
         if path.suffix.lower() != ".tflite":

@@ -26,6 +26,7 @@ from sr_export.runtimes.tflite.diagnose import diagnose
 from sr_export.runtimes.tflite.int8 import TfliteInt8Options, quantize_model
 from sr_export.runtimes.tflite.options import LAYOUTS, PRECISIONS
 from sr_export.runtimes.tflite.quiet import quiet_litert
+from sr_export.runtimes.tflite.releases import Release
 
 if TYPE_CHECKING:
     import torch
@@ -41,6 +42,7 @@ class TfliteOptions:
     precision: str = "fp32"  # fp16: weights stored as float16, compute in float32; int8: see ``int8``
     rewrite: bool = True
     int8: TfliteInt8Options | None = None  # calibration recipe, I/O type and scheme; required for int8
+    for_runtime: str | None = None  # NAME==VERSION of the device's runtime: the file is fitted to it or refused
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -51,6 +53,8 @@ class TfliteOptions:
             raise SrExportError("full-integer INT8 needs calibration: give a recipe (sr-export tflite --int8 --calib NAME)")
         if self.precision != "int8" and self.int8 is not None:
             raise SrExportError(f"INT8 settings (recipe, I/O type, scheme) apply to int8 files, not {self.precision}")
+        if self.for_runtime is not None:
+            Release.parse(self.for_runtime)  # a bad name or version fails before the slow conversion
 
 
 @dataclass(frozen=True)
@@ -96,10 +100,12 @@ def convert_tflite(
         quantized = quantize_model(model, options.int8, flatbuffer, convert_at, options.layout, options.rewrite, say,
                                    calibration)
         flatbuffer = quantized.flatbuffer
+    flatbuffer, requirements, fitted = stamp_requirements(flatbuffer, options.for_runtime)
     seconds = time.perf_counter() - started
     notes = tuple(f"rewrite applied: {entry}" for entry in applied)
     if quantized is not None:
         notes += (quantized.summary(),)
+    notes += tuple(fitted)
     metadata = ArtifactMetadata.for_model(
         model,
         format="tflite",
@@ -110,9 +116,38 @@ def convert_tflite(
         exporter="litert-torch" if quantized is None else "litert-torch + ai-edge-quantizer",
         verified_sizes=(),
         notes=(*model.notes, *notes),
-        quantization=quantized.details() if quantized is not None else {},
+        quantization=_quantization(quantized, flatbuffer, bool(fitted)),
+        runtime_requirements=requirements,
     )
     return ConvertedTflite(flatbuffer, metadata, tuple(applied), seconds, notes)
+
+
+def _quantization(quantized: Any, flatbuffer: bytes, fitted: bool) -> dict[str, Any]:
+    """The sidecar's ``quantization``; ops counted again when fitting a runtime kept some in float."""
+    if quantized is None:
+        return {}
+    details = quantized.details()
+    if fitted:
+        from sr_export.runtimes.tflite.graph import TfliteGraph
+
+        precisions = TfliteGraph.from_bytes(flatbuffer).op_precisions()
+        details["op_precisions"] = {dtype: len(ops) for dtype, ops in precisions.items()}
+    return details
+
+
+def stamp_requirements(flatbuffer: bytes, for_runtime: str | None) -> tuple[bytes, dict[str, Any], list[str]]:
+    """Fit the file to ``for_runtime`` (NAME==VERSION; None: as it is), give every op the version it needs and
+    record the oldest runtime that loads it: (file, what the metadata records, what fitting did)."""
+    from sr_export.runtimes.tflite.compat import fit_to_runtime, requirements, write_min_runtime
+    from sr_export.runtimes.tflite.graph import TfliteGraph
+    from sr_export.runtimes.tflite.op_versions import write_versions
+
+    target = Release.parse(for_runtime) if for_runtime else None
+    graph = TfliteGraph.from_bytes(flatbuffer)
+    fitted = fit_to_runtime(graph, target) if target is not None else []
+    write_versions(graph)
+    write_min_runtime(graph)
+    return graph.to_bytes(), requirements(graph, target), fitted
 
 
 def _check_shape(model: LoadedModel, shape: tuple[int, int], what: str) -> None:

@@ -75,7 +75,7 @@ def _covering_tensor(graph: TfliteGraph, tensors: list[int], dtype: str) -> int:
         assert params is not None
         ranges.append(params.real_range(graph.dtype(index)))
     low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
-    return _new_tensor(graph, tensors[0], dtype, Quantization.covering(dtype, low, high))
+    return new_tensor(graph, tensors[0], dtype, Quantization.covering(dtype, low, high))
 
 
 def set_io(graph: TfliteGraph, dtype: str, data_range: float) -> None:
@@ -121,10 +121,10 @@ def _set_input(graph: TfliteGraph, interior: int, dtype: str, wanted: Quantizati
     if _matches(graph, interior, dtype, wanted):
         _replace_end(graph, original, interior, is_input=True)
         return
-    outer = _new_tensor(graph, interior, dtype, wanted)
+    outer = new_tensor(graph, interior, dtype, wanted)
     chain = [outer, *_steps(graph, interior, outer, dtype, graph.dtype(interior)), interior]
     for position, (source, target) in enumerate(zip(chain, chain[1:])):
-        _insert_op(graph, position, _conversion(graph, source, target), source, target)
+        insert_op(graph, position, _conversion(graph, source, target), source, target)
     _replace_end(graph, original, outer, is_input=True)
 
 
@@ -133,10 +133,10 @@ def _set_output(graph: TfliteGraph, interior: int, dtype: str, wanted: Quantizat
     if _matches(graph, interior, dtype, wanted):
         _replace_end(graph, original, interior, is_input=False)
         return
-    outer = _new_tensor(graph, interior, dtype, wanted)
+    outer = new_tensor(graph, interior, dtype, wanted)
     chain = [interior, *_steps(graph, interior, outer, graph.dtype(interior), dtype), outer]
     for source, target in zip(chain, chain[1:]):
-        _insert_op(graph, len(graph.subgraph.operators), _conversion(graph, source, target), source, target)
+        insert_op(graph, len(graph.subgraph.operators), _conversion(graph, source, target), source, target)
     _replace_end(graph, original, outer, is_input=False)
 
 
@@ -155,7 +155,7 @@ def _steps(graph: TfliteGraph, interior: int, outer: int, source: str, target: s
         return []
     params = graph.quantization(outer)
     assert params is not None
-    return [_new_tensor(graph, interior, "int8", Quantization(params.scale, params.zero_point - 128))]
+    return [new_tensor(graph, interior, "int8", Quantization(params.scale, params.zero_point - 128))]
 
 
 def _matches(graph: TfliteGraph, index: int, dtype: str, wanted: Quantization | None) -> bool:
@@ -185,7 +185,7 @@ def _replace_end(graph: TfliteGraph, old: int, new: int, *, is_input: bool) -> N
     graph.tensor(new).name = name
 
 
-def _new_tensor(graph: TfliteGraph, like: int, dtype: str, params: Quantization | None) -> int:
+def new_tensor(graph: TfliteGraph, like: int, dtype: str, params: Quantization | None) -> int:
     schema = _schema()
     template = graph.tensor(like)
     tensor = schema.TensorT()
@@ -206,7 +206,7 @@ def _new_tensor(graph: TfliteGraph, like: int, dtype: str, params: Quantization 
     return index
 
 
-def _insert_op(graph: TfliteGraph, position: int, kind: str, source: int, target: int) -> None:
+def insert_op(graph: TfliteGraph, position: int, kind: str, source: int, target: int) -> None:
     op = _schema().OperatorT()
     op.opcodeIndex = _opcode(graph, kind)
     op.inputs, op.outputs = [source], [target]

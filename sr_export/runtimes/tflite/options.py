@@ -21,3 +21,5 @@ class TfliteRuntimeOptions:
     calibration: str = "default"  # INT8: a recipe name in calibration/ or a path to one
     int8_io: str = field(default=DEFAULT_IO, metadata={"choices": IO_TYPES})  # INT8: what the file takes and gives
     int8_scheme: str | None = field(default=None, metadata={"choices": SCHEMES})  # INT8: None follows the recipe
+    # The runtime on the device, NAME==VERSION (tflite-runtime==2.14): the file is fitted to it or refused.
+    for_runtime: str | None = None
