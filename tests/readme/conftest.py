@@ -8,17 +8,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from readme_blocks import Command, Workspace, gpu_here, make_users_files
+from readme_blocks import Command, Workspace, gpu_here, make_users_files, make_users_venvs
 
 from sr_export.targets.profiles import load_profile
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Workspace:
+def workspace(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Workspace:
     folder = tmp_path_factory.mktemp("readme")
     home = folder / ".home"
     home.mkdir()
     make_users_files(folder, home, shared)
+    make_users_venvs(getattr(request.module, "COMMANDS", []), home)
     return Workspace(folder, home, shared)
 
 

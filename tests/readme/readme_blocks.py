@@ -49,7 +49,10 @@ GROUPS = {
     "tensorrt": ("TensorRT",),
     "harness": ("Benchmarking on devices, history and CI gates",),
     "int8": ("INT8",),
+    "board_runtime": ("The runtime the board has (`--for-runtime`)",),
 }
+# Python environments a README line names under ~, as the side environments the tests make (tests/side_envs.py).
+USERS_VENVS = {"venvs/tflite214": "tflite-runtime-2.14"}
 # What a group needs from another section, as the README line that makes it.
 GIVEN = {
     "coreml_tflite": ("sr-export onnx --model erfdn --weights official",),
@@ -166,6 +169,18 @@ def gpu_here() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def make_users_venvs(commands: list[Command], home: Path) -> None:
+    """The environments the commands name under ``~`` (``~/venvs/tflite214``: a Python with tflite-runtime 2.14,
+    as on a Raspberry Pi), linked to the side environments the tests create and cache."""
+    from side_envs import side_python
+
+    for venv, side_env in USERS_VENVS.items():
+        if any(f"~/{venv}/" in command.text for command in commands):
+            link = home / venv
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(side_python(side_env).parent.parent)
 
 
 def make_users_files(folder: Path, home: Path, shared: Path) -> None:
