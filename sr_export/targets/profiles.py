@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from sr_export.core.errors import SrExportError
+from sr_export.core.precisions import PRECISIONS
 from sr_export.core.resources import list_resources
 from sr_export.core.sizes import parse_size
-from sr_export.core.precisions import PRECISIONS
 from sr_export.runtimes.base import Runtime
 from sr_export.runtimes.registry import get_runtime, runtime_names
 
