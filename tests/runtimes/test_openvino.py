@@ -246,3 +246,49 @@ def test_help_and_the_base_commands_do_not_import_openvino() -> None:
             "heavy = [m for m in ('openvino', 'nncf') if m in sys.modules]\n"
             "assert not heavy, heavy\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# --- INT8: NNCF accuracy control under the recipe's max_drop ---------------------------------------------------
+
+TINY_ACCURACY_RECIPE = """name = "tiny-accuracy"
+[patches]
+size = 24
+count = 8
+holdout = 4
+[precision]
+max_drop = 0.05
+"""
+
+
+def test_int8_keeps_operations_float_until_the_held_out_drop_is_within_max_drop(exported_official,
+                                                                                  tmp_path: Path) -> None:
+    from sr_export import api
+
+    recipe = tmp_path / "tiny-accuracy.toml"
+    recipe.write_text(TINY_ACCURACY_RECIPE)
+    # Not checked on the built-in photos: ranges from eight 24 px patches do not carry to 64 px images (IMDN x2
+    # lost 3.8 dB there; with the shipped recipe's 64 px patches it loses nothing, see benchmarks/). This test
+    # holds the mechanics: the budget on the held-out patches, the report of what stayed float.
+    result = api.build_steps(exported_official("imdn", 2), "openvino-int8", tmp_path / "out", calibration=recipe,
+                             check=False)
+    built = result.artifact
+    assert built.path.name == "imdn_x2_int8-tiny-accuracy.xml" and built.metadata.precision == "int8"
+    quantization = built.metadata.quantization
+    assert quantization["recipe"] == "tiny-accuracy" and quantization["max_drop_db"] == 0.05
+    assert (quantization["calibration_patches"], quantization["held_out_patches"]) == (8, 4)
+    assert quantization["held_out_drop_db"] <= 0.05 + 1e-9
+    assert quantization["quantized_operations"] > 0
+    assert all(row["operation"] and row["why"] for row in quantization["float_operations"])
+    with api.open_runner(built) as runner:
+        assert runner.name == "openvino-cpu int8"
+        batch = np.random.default_rng(0).random((1, 3, 24, 31), dtype=np.float32)
+        assert runner.infer(batch).shape == (1, 3, 48, 62)
+
+
+def test_int8_without_an_accuracy_budget_is_one_line(exported_official, sr_export, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = sr_export("build", "--target", "openvino-int8", "--from", exported_official("imdn", 2).path,
+                       "--calib", "default", "-o", out)
+    assert result.code == 2
+    assert "calibration recipe default has no precision.max_drop" in result.error()
+    assert not [p for p in out.rglob("*") if p.is_file()]
