@@ -7,7 +7,8 @@ recipe `accuracy`, calibrated on the built-in photos, its max_drop measured on h
 seen before it is scored). One more row, `INT8 + BF16`, compiles the INT8 IR with the BF16 hint, so the
 operations the accuracy control kept in float run in BF16: measured, not a shipped target.
 
-    python benchmarks/openvino_set5.py [--models erfdn,imdn] [--runs 5] [--threads 1] [--output results.md]
+    python benchmarks/openvino_set5.py [--models erfdn,imdn] [--runs 5] [--threads 1] [--recipe accuracy]
+                                       [--output results.md]
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class SessionRunner:
 def measure_model(name: str, args: argparse.Namespace, folder: Path) -> list[dict[str, Any]]:
     model = load_model(ModelRequest(name, scale=4, weights="official"))
     pairs = load_dataset(args.dataset, 4)
-    recipe = load_recipe("accuracy")
+    recipe = load_recipe(args.recipe)
     check_no_overlap(recipe, [args.dataset], 4)
     onnx = save_export(model, ExportOptions(exporter=args.exporter), folder)
     runtime = OpenVinoRuntime()
@@ -108,6 +109,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--exporter", default="legacy", choices=("legacy", "dynamo"))
+    parser.add_argument("--recipe", default="accuracy", help="INT8 recipe (with precision.max_drop)")
     parser.add_argument("--output", type=Path, help="write the results (Markdown, with the JSON rows) here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,7 +122,8 @@ def main() -> None:
         cpu = openvino.Core().get_property("CPU", "FULL_DEVICE_NAME")
         conditions = (f"{cpu} ({platform.machine()}), {args.threads} thread(s), {args.runs} timed runs "
                       f"after 1 warm-up, runners interleaved; onnxruntime {onnxruntime.__version__}, openvino "
-                      f"{openvino.__version__}, nncf {nncf.__version__}; {args.exporter} exporter")
+                      f"{openvino.__version__}, nncf {nncf.__version__}; {args.exporter} exporter; INT8 recipe "
+                      f"{args.recipe}")
         args.output.write_text(f"# OpenVINO on Set5 x4\n\n`python benchmarks/openvino_set5.py`; {conditions}.\n"
                                "Drop and speed are relative to ONNX Runtime FP32.\n\n"
                                f"{text}\n\n```json\n{json.dumps(rows, indent=1)}\n```\n")

@@ -292,3 +292,19 @@ def test_int8_without_an_accuracy_budget_is_one_line(exported_official, sr_expor
     assert result.code == 2
     assert "calibration recipe default has no precision.max_drop" in result.error()
     assert not [p for p in out.rglob("*") if p.is_file()]
+
+
+# --- bring-your-own models that export dynamically build for OpenVINO too ---------------------------------------
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+BYO = ["espcn.py:ESPCN", "fsrcnn.py:FSRCNN", "attention_shuffle.py:AttentionShuffleNet",
+       "mobile_user_net.py:MobileUserNet", "published.py:PaddedUNetSR", "published.py:ChannelSplitAttentionSR",
+       "published.py:AnchorPlainSR", "published.py:UnpaddedUNetSR"]
+
+
+@pytest.mark.parametrize("reference", BYO)
+def test_bring_your_own_models_build_for_openvino_at_fp32_parity(reference: str, tmp_path: Path) -> None:
+    model = load_model(ModelRequest(f"{FIXTURES / reference}", scale=2))
+    built = OpenVinoRuntime().build(exported(model, tmp_path), tmp_path)
+    assert built.metadata.dynamic
+    assert worst_psnr(built, model) >= tolerance_for("fp32").min_psnr_db
