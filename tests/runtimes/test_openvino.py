@@ -308,3 +308,14 @@ def test_bring_your_own_models_build_for_openvino_at_fp32_parity(reference: str,
     built = OpenVinoRuntime().build(exported(model, tmp_path), tmp_path)
     assert built.metadata.dynamic
     assert worst_psnr(built, model) >= tolerance_for("fp32").min_psnr_db
+
+
+def test_the_same_export_gives_the_same_ir_bytes_even_in_one_process(exported_official, tmp_path: Path) -> None:
+    import hashlib
+
+    source = exported_official("imdn", 2)
+    digests = []
+    for folder in (tmp_path / "a", tmp_path / "b"):
+        built = OpenVinoRuntime().build(source, folder)
+        digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in (built.path, built.path.with_suffix(".bin"))])
+    assert digests[0] == digests[1]

@@ -14,6 +14,7 @@ swapped .bin is refused where the IR is opened (:func:`.device.check_ir_files`).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 from dataclasses import replace
@@ -26,6 +27,10 @@ from sr_export.core.formats import Format
 from sr_export.core.naming import base_stem, int8_tail
 from sr_export.core.provenance import check_output, record_written
 from sr_export.runtimes.openvino.device import RT_INFO_SECTION, bin_path, file_sha256
+
+# Names OpenVINO makes up for nodes the source did not name ("Constant_9559", "Reshape_16"): a counter that runs
+# over the whole process, so a second conversion in one process would name them differently.
+_GENERATED_NAME = re.compile(r"^[A-Za-z]+_\d+$")
 
 OPENVINO_IR = Format("openvino-ir", (".xml",), "OpenVINO IR (.xml graph + .bin weights)", companions=(".bin",))
 
@@ -52,6 +57,14 @@ def convert_onnx(onnx_path: Path) -> Any:
         return ov.convert_model(str(onnx_path))
 
 
+def canonical_names(model: Any) -> None:
+    """Name the nodes OpenVINO named by its process-wide counter after their place in the graph instead: the
+    same ONNX file gives the same .xml in any process (names the graph itself gave are kept)."""
+    for index, op in enumerate(model.get_ordered_ops()):
+        if _GENERATED_NAME.match(op.get_friendly_name()):
+            op.set_friendly_name(f"{op.get_type_name()}_{index}")
+
+
 def write_ir(model: Any, target: Path, metadata: ArtifactMetadata, *, device: str = "CPU",
              force: bool = False) -> Artifact:
     """Write ``model`` as ``target`` (.xml) + its .bin, then the sidecar; nothing is left of a failed write.
@@ -72,6 +85,7 @@ def write_ir(model: Any, target: Path, metadata: ArtifactMetadata, *, device: st
         staging.mkdir(parents=True)
         staged = staging / target.name
         # The .bin's size and hash go into the .xml; serialising again writes the same weights.
+        canonical_names(model)
         model.set_rt_info(device, [RT_INFO_SECTION, "device"])
         ov.save_model(model, str(staged), compress_to_fp16=False)
         model.set_rt_info(str(os.path.getsize(bin_path(str(staged)))), [RT_INFO_SECTION, "bin_size"])
