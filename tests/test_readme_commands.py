@@ -116,3 +116,18 @@ def test_the_int8_figures_the_readme_quotes_are_the_results_files() -> None:
         row = re.search(rf"^\| {model} \| {recipe} \| onnxruntime \| [\d.]+ \| [\d.]+ \| ([\d.]+) \|",
                         results.split("## On the dynamo exporter's graph")[1], re.MULTILINE)
         assert row and abs(float(row.group(1)) - drop) <= NOISE_DB
+
+
+def test_the_openvino_figures_the_readme_quotes_are_the_results_file() -> None:
+    readme = README.read_text().split("## OpenVINO", 1)[1].split("\n## ", 1)[0]
+    results = (REPO / "benchmarks" / "results" / "openvino_set5.md").read_text()
+    # README: | E-RFDN x4 | OpenVINO BF16 | 32.130 | 0.008 | 2.26x | 2.12x |
+    quoted = re.findall(r"^\| ((?:E-RFDN|IMDN) x4) \| ([^|]+?) \| ([\d.]+) \| (-?[\d.]+) \| ([\d.]+)x \| ([\d.]+)x \|$",
+                        readme, re.MULTILINE)
+    # Results: | E-RFDN x4 | OpenVINO BF16 | 32.130 | 0.008 | 573.7 / 589.9 | 2.26x | 2068.2 / 2069.7 | 2.12x |
+    measured = {(m, r): (psnr, drop, s256, s360) for m, r, psnr, drop, s256, s360 in re.findall(
+        r"^\| ((?:E-RFDN|IMDN) x4) \| ([^|]+?) \| ([\d.]+) \| (-?[\d.]+) \| [\d.]+ / [\d.]+ \| ([\d.]+)x \| "
+        r"[\d.]+ / [\d.]+ \| ([\d.]+)x \|$", results, re.MULTILINE)}
+    assert len(quoted) == len(measured) == 10, (quoted, measured)
+    for model, runner, *figures in quoted:
+        assert measured[(model, runner)] == tuple(figures), (model, runner)

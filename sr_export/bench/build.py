@@ -297,8 +297,7 @@ class _Steps:
                 _write_metadata(artifact.path, metadata)
             destination.parent.mkdir(parents=True, exist_ok=True)
             for source in _files_of(artifact.path):
-                _replace(source, destination.parent / (destination.name + source.name[len(artifact.path.name):]),
-                         force=self.request.force)
+                _replace(source, _renamed(source, artifact.path, destination), force=self.request.force)
             committed = Artifact(destination, metadata, artifact.details)
         self.result.steps.append(BuildStep(committed, report, role))
         self.result.artifact = committed
@@ -374,6 +373,14 @@ def _files_of(path: Path) -> list[Path]:
                   for s in f.companions]
     belonging = [path.with_name(path.name + suffix) for suffix in (".json", ".manifest.json")] + companions
     return [*(p for p in belonging if p.exists()), path]  # the artifact itself last: it appears once all is in place
+
+
+def _renamed(file: Path, artifact: Path, destination: Path) -> Path:
+    """Where one of ``artifact``'s files goes when the artifact goes to ``destination``: a sidecar
+    (``<name>.json``) follows the whole name, a companion (``<stem>.bin``) the stem."""
+    if file.name.startswith(artifact.name):
+        return destination.parent / (destination.name + file.name[len(artifact.name):])
+    return destination.parent / (destination.stem + file.name[len(artifact.stem):])
 
 
 def _copy(source: Path, target: Path) -> None:

@@ -187,7 +187,16 @@ def device_job(profile: TargetProfile, artifacts: Sequence[Artifact], timing: Ti
                        scale=info.scale, in_channels=info.in_channels, data_range=info.data_range,
                        input_name=first.metadata.input_name, plan=plan,
                        session_params=runtime.device_job(first, profile.runtime_options()))
-    return job, list(dict.fromkeys(a.path for a in artifacts))
+    return job, list(dict.fromkeys(path for a in artifacts for path in artifact_files(a)))
+
+
+def artifact_files(artifact: Artifact) -> tuple[Path, ...]:
+    """The files a runtime needs to open ``artifact``: the file and its format's companions (an OpenVINO IR's
+    .bin beside its .xml)."""
+    from sr_export.runtimes.registry import all_formats
+
+    fmt = all_formats().get(artifact.metadata.format)
+    return fmt.files(artifact.path) if fmt is not None else (artifact.path,)
 
 
 def tool_git_commit() -> str | None:

@@ -13,8 +13,7 @@ from typing import Any
 
 from sr_export.cli import common
 from sr_export.core.errors import SrExportError
-
-PRECISIONS = ("fp32", "fp16", "int8")
+from sr_export.core.precisions import PRECISIONS
 
 
 def add_parser(commands: Any) -> None:

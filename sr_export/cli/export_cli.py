@@ -10,6 +10,7 @@ from typing import Any
 from sr_export import __version__
 from sr_export.cli import build_cli, common, int8_cli, tflite_cli, trt_cli
 from sr_export.core.errors import CheckFailed, SrExportError
+from sr_export.core.precisions import PRECISIONS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--images", type=Path, help="folder of LR images (default: built-in photos)")
     check.add_argument("--sizes", type=common.sizes_argument, metavar="HxW,...",
                        help="LR sizes for built-in images (default 64x64,45x71)")
-    check.add_argument("--precision", choices=("fp32", "fp16", "int8"), help="tolerance set (default: artifact's)")
+    check.add_argument("--precision", choices=PRECISIONS, help="tolerance set (default: artifact's)")
     check.add_argument("--threads", type=common.threads_argument, help="CPU threads for the runtimes")
     common.add_runtime_argument(check)
     check.add_argument("--runtime-python", type=Path, metavar="PATH",

@@ -22,7 +22,7 @@ from pathlib import Path
 # What may stand in a file name on every OS; anything else in a recipe's name becomes '-'.
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+]+")
 # A precision tail a default name ends with (recipe included), stripped to name a file built from it.
-PRECISION_TAIL = re.compile(r"_(?:fp16|int8)(?:_[a-z0-9]+)?(?:-(?P<recipe>[A-Za-z0-9._+-]+))?$")
+PRECISION_TAIL = re.compile(r"_(?:fp16|bf16|int8)(?:_[a-z0-9]+)?(?:-(?P<recipe>[A-Za-z0-9._+-]+))?$")
 
 
 def label(text: str) -> str:

@@ -36,6 +36,10 @@ INT8_MAX_DROP_DB = 0.3
 TOLERANCES: dict[str, Tolerance] = {
     "fp32": Tolerance(min_psnr_db=80.0, max_abs_error=1e-3),
     "fp16": Tolerance(min_psnr_db=50.0, max_abs_error=2e-2),
+    # bfloat16 keeps 8 bits of mantissa to FP16's 11. Through OpenVINO's CPU BF16 on the parity photos
+    # (64x64, 45x71, 100x37) the zoo measured 53.7 dB at worst (IMDN x4) and max|diff| 2.8% of the range
+    # (E-RFDN x4); the bound leaves room for other photos and CPUs, and still catches a broken graph.
+    "bf16": Tolerance(min_psnr_db=45.0, max_abs_error=5e-2),
     # max_abs_error 1.0: the whole data range, i.e. no elementwise bound.
     "int8": Tolerance(min_psnr_db=INT8_MIN_OUTPUT_PSNR_DB, max_abs_error=1.0, max_psnr_drop_db=INT8_MAX_DROP_DB),
 }

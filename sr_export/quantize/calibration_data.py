@@ -48,6 +48,7 @@ class CalibrationPatches:
 
     patches: np.ndarray  # (N, H, W, 3) uint8 RGB LR patches
     sources: tuple[str, ...]  # image each patch was cut from
+    boxes: tuple[tuple[int, int], ...] = ()  # (top, left) of each patch in its LR image
 
     def batches(self, info: ModelInfo) -> list[np.ndarray]:
         """One (1, C, H, W) float32 batch per patch, in the model's data range."""
@@ -79,6 +80,11 @@ class CalibrationSet:
     @functools.cached_property
     def batches(self) -> list[np.ndarray]:
         return self.patches.batches(self.info)
+
+    @functools.cached_property
+    def held_out(self) -> HeldOutPatches:
+        """The recipe's held-out patches and their HR originals (for an accuracy budget, ``max_drop``)."""
+        return make_held_out(self.recipe, self.info.scale)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return iter(self.batches)
@@ -239,14 +245,89 @@ def make_calibration_set(
     rng = np.random.default_rng(recipe.seed)
     order = rng.permutation(len(usable))
     picks = [int(order[i % len(usable)]) for i in range(recipe.patch_count)]
-    patches, sources = [], []
+    patches, sources, boxes = [], [], []
     for index in picks:
         name, lr = usable[index]
         top = int(rng.integers(0, lr.shape[0] - size + 1))
         left = int(rng.integers(0, lr.shape[1] - size + 1))
         patches.append(lr[top : top + size, left : left + size])
         sources.append(name)
-    return CalibrationPatches(np.stack(patches), tuple(sources))
+        boxes.append((top, left))
+    return CalibrationPatches(np.stack(patches), tuple(sources), tuple(boxes))
+
+
+@dataclass(frozen=True)
+class HeldOutPatches:
+    """Patches of the recipe's images that calibration never sees, with their HR originals: where an accuracy
+    budget (``precision.max_drop``) is measured. Never evaluation images: those are refused as calibration
+    images in the first place (:func:`check_no_overlap`)."""
+
+    lr: np.ndarray  # (N, h, w, 3) uint8 LR patches
+    hr: np.ndarray  # (N, h * scale, w * scale, 3) uint8: the HR pixels the LR patch was downscaled from
+    sources: tuple[str, ...]
+    shared: float = 0.0  # mean fraction of a held-out patch's pixels that a calibration patch also holds
+
+    def __len__(self) -> int:
+        return len(self.lr)
+
+    def batches(self, info: ModelInfo) -> list[np.ndarray]:
+        return [image_to_batch(patch, info) for patch in self.lr]
+
+    def y_psnr(self, index: int, output: np.ndarray, info: ModelInfo) -> float:
+        """Y-PSNR (BT.601, peak 255, ``scale`` pixels shaved) of one patch's network output against its HR patch,
+        after rounding to 8 bits as every evaluation does."""
+        from sr_export.data.color import y_channel
+        from sr_export.data.tensors import batch_to_image
+
+        shave = info.scale
+        got = y_channel(batch_to_image(output, info, self.lr[index])).astype(np.float64)[shave:-shave, shave:-shave]
+        want = y_channel(self.hr[index]).astype(np.float64)[shave:-shave, shave:-shave]
+        mse = float(np.mean((got - want) ** 2))
+        return float("inf") if mse == 0 else 10.0 * float(np.log10(255.0**2 / mse))
+
+
+def make_held_out(recipe: CalibrationRecipe, scale: int) -> HeldOutPatches:
+    """``recipe.holdout`` LR/HR patch pairs from the recipe's HR images, never calibration patches.
+
+    Cut with a random stream of their own (the calibration set is unchanged by holding out), images taken
+    in turn; of 16 candidate positions per patch the one sharing the fewest pixels with the calibration
+    patches of its image is kept. Small photos at large scales are all but covered by calibration patches
+    (the built-in ones at x4), so held-out patches may share pixels with calibration ones:
+    :attr:`HeldOutPatches.shared` says how many.
+    """
+    if recipe.kind != "hr" or recipe.holdout < 1:
+        raise SrExportError(f"recipe {recipe.name} holds out no patches with HR originals "
+                            "(patches.holdout >= 1 and source.kind = \"hr\" are needed)")
+    size = recipe.patch_size
+    pairs = [(name, hr, downscale(hr, scale)) for name, hr in
+             ((name, mod_crop(image, scale)) for name, image in source_images(recipe)
+              if fits_patch(image.shape[0], image.shape[1], recipe, scale))]
+    calibration = make_calibration_set(recipe, scale, [(name, lr) for name, _hr, lr in pairs])
+    taken: dict[str, list[tuple[int, int]]] = {}
+    for name, box in zip(calibration.sources, calibration.boxes):
+        taken.setdefault(name, []).append(box)
+
+    def shared(name: str, top: int, left: int) -> float:
+        mask = np.zeros((size, size), bool)
+        for t, le in taken.get(name, []):
+            mask[max(t - top, 0):max(t - top + size, 0), max(le - left, 0):max(le - left + size, 0)] = True
+        return float(mask.mean())
+
+    rng = np.random.default_rng([recipe.seed, 1])
+    usable = [pair for pair in pairs if min(pair[2].shape[:2]) >= size]
+    order = rng.permutation(len(usable))
+    lr_patches, hr_patches, sources, overlaps = [], [], [], []
+    for index in range(recipe.holdout):
+        name, hr, lr = usable[int(order[index % len(usable)])]
+        candidates = [(int(rng.integers(0, lr.shape[0] - size + 1)), int(rng.integers(0, lr.shape[1] - size + 1)))
+                      for _ in range(16)]
+        top, left = min(candidates, key=lambda box: shared(name, *box))
+        overlaps.append(shared(name, top, left))
+        taken.setdefault(name, []).append((top, left))
+        lr_patches.append(lr[top : top + size, left : left + size])
+        hr_patches.append(hr[top * scale : (top + size) * scale, left * scale : (left + size) * scale])
+        sources.append(name)
+    return HeldOutPatches(np.stack(lr_patches), np.stack(hr_patches), tuple(sources), float(np.mean(overlaps)))
 
 
 def content_hash(image: np.ndarray) -> str:

@@ -47,6 +47,10 @@ class CalibrationRecipe:
     # Mixed precision: quantise, measure on the calibration patches how much
     # output PSNR each activation tensor gives back in float, keep this many.
     auto_keep_float: int = 0
+    # Accuracy budget: the most Y-PSNR (dB) INT8 may lose, measured on `holdout` patches cut after the
+    # calibration ones from the same images, never calibrated on (runtimes with accuracy control: OpenVINO).
+    max_drop: float | None = None
+    holdout: int = 0
     source: Path | None = field(default=None, compare=False)
 
     def images_path(self) -> Path | None:
@@ -91,6 +95,8 @@ class CalibrationRecipe:
             parts.append("SR-aware float layers")
         if self.auto_keep_float:
             parts.append(f"{self.auto_keep_float} most sensitive activations in float")
+        if self.max_drop is not None:
+            parts.append(f"at most {self.max_drop:g} dB Y-PSNR lost on {self.holdout} held-out patches")
         return f"{self.name}: " + ", ".join(parts)
 
 
@@ -98,10 +104,11 @@ class CalibrationRecipe:
 _SCHEMA: dict[str, dict[str, str]] = {
     "": {"name": "name", "description": "description"},
     "source": {"images": "images", "kind": "kind"},
-    "patches": {"size": "patch_size", "count": "patch_count", "seed": "seed"},
+    "patches": {"size": "patch_size", "count": "patch_count", "seed": "seed", "holdout": "holdout"},
     "method": {"name": "method", "percentile": "percentile", "num_bins": "num_bins",
                "activations": "activations", "per_channel": "per_channel"},
-    "precision": {"sr_aware": "sr_aware", "keep_float": "keep_float", "auto_keep_float": "auto_keep_float"},
+    "precision": {"sr_aware": "sr_aware", "keep_float": "keep_float", "auto_keep_float": "auto_keep_float",
+                  "max_drop": "max_drop"},
 }
 
 
@@ -142,7 +149,8 @@ def _validated(fields: dict[str, Any], where: str, source: Path | None) -> Calib
     choice("method", METHODS)
     choice("activations", ACTIVATIONS)
     choice("kind", IMAGE_KINDS)
-    for key, low in (("patch_size", 8), ("patch_count", 1), ("num_bins", 16), ("auto_keep_float", 0), ("seed", 0)):
+    for key, low in (("patch_size", 8), ("patch_count", 1), ("num_bins", 16), ("auto_keep_float", 0), ("seed", 0),
+                     ("holdout", 0)):
         if key in fields and (not isinstance(fields[key], int) or isinstance(fields[key], bool) or fields[key] < low):
             raise SrExportError(f"{key} = {fields[key]!r}{where} must be an integer >= {low}")
     if "percentile" in fields:
@@ -150,6 +158,11 @@ def _validated(fields: dict[str, Any], where: str, source: Path | None) -> Calib
         if not isinstance(value, (int, float)) or not 50.0 < float(value) <= 100.0:
             raise SrExportError(f"percentile = {value!r}{where} must be a number in (50, 100]")
         fields["percentile"] = float(value)
+    if "max_drop" in fields:
+        value = fields["max_drop"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) < 10.0:
+            raise SrExportError(f"precision.max_drop = {value!r}{where} must be a number of dB in (0, 10)")
+        fields["max_drop"] = float(value)
     for key in ("per_channel", "sr_aware"):
         if key in fields and not isinstance(fields[key], bool):
             raise SrExportError(f"{key} = {fields[key]!r}{where} must be true or false")
@@ -160,4 +173,8 @@ def _validated(fields: dict[str, Any], where: str, source: Path | None) -> Calib
         fields["keep_float"] = tuple(names)
     if not isinstance(fields.get("images", BUILTIN_SOURCE), str):
         raise SrExportError(f"source.images{where} must be 'builtin' or a folder path")
-    return CalibrationRecipe(**fields, source=source)
+    recipe = CalibrationRecipe(**fields, source=source)
+    if recipe.max_drop is not None and (recipe.holdout < 1 or recipe.kind != "hr"):
+        raise SrExportError(f"precision.max_drop{where} is measured in Y-PSNR on held-out patches against their HR "
+                            "originals: it needs patches.holdout >= 1 and source.kind = \"hr\"")
+    return recipe

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from sr_export.core.errors import SrExportError
+from sr_export.core.precisions import PRECISIONS
 from sr_export.core.resources import list_resources
 from sr_export.core.sizes import parse_size
 from sr_export.runtimes.base import Runtime
 from sr_export.runtimes.registry import get_runtime, runtime_names
 
 DEFAULT_PROFILE = "cpu"
-PRECISIONS = ("fp32", "fp16", "int8")
+
 DEVICE_KINDS = ("local", "ssh")
 
 _TOP_KEYS = {"name", "backend", "description", "precision", "device", "runtime", "bench", "options", "notes"}

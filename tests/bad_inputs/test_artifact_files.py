@@ -57,8 +57,9 @@ FORMATS: dict[str, Callable[[Path, object], Path]] = {
     "tflite": _build("tflite", "m.tflite", shape="16x16"),
     "mlpackage": _build("coreml", "m.mlpackage"),
     "tensorrt-engine": _crafted_engine,
+    "openvino-ir": _build("openvino-cpu", "m.xml"),
 }
-SIDECAR_FORMATS = ("tflite", "mlpackage", "tensorrt-engine")
+SIDECAR_FORMATS = ("tflite", "mlpackage", "tensorrt-engine", "openvino-ir")
 
 
 @pytest.fixture(scope="module")

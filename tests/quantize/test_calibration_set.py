@@ -61,3 +61,22 @@ def test_the_tensorrt_calibrator_cache_goes_stale_with_a_reexport(exported_offic
     changed.write_bytes(export.path.read_bytes() + b"\0")  # any other graph under the same name and recipe
     assert calibration_cache_path(Artifact(changed, export.metadata), calibration) != first
     assert calibration_cache_path(export, CalibrationSet(replace(RECIPE, seed=9), IMDN)) != first
+
+
+def test_held_out_patches_are_never_calibration_patches_and_carry_their_hr_originals() -> None:
+    from sr_export.data.tensors import image_to_batch
+
+    recipe = replace(RECIPE, holdout=3, max_drop=0.1)
+    calibration = CalibrationSet(recipe, IMDN)
+    # Holding out leaves the calibration batches as they were.
+    assert [b.tobytes() for b in calibration] == [b.tobytes() for b in CalibrationSet(RECIPE, IMDN)]
+    held = calibration.held_out
+    assert len(held) == 3 and held.lr.shape == (3, 24, 24, 3) and held.hr.shape == (3, 48, 48, 3)
+    assert 0.0 <= held.shared < 1.0
+    calibrated = {p.tobytes() for p in make_calibration_set(RECIPE, 2).patches}
+    assert not calibrated & {p.tobytes() for p in held.lr}
+    # Y-PSNR against the HR original: infinite for the original itself, finite for a blurred guess.
+    perfect = image_to_batch(held.hr[0], IMDN)
+    assert held.y_psnr(0, perfect, IMDN) == float("inf")
+    upscaled = image_to_batch(held.lr[0].repeat(2, axis=0).repeat(2, axis=1), IMDN)
+    assert 15 < held.y_psnr(0, upscaled, IMDN) < 60

@@ -61,3 +61,20 @@ def test_the_statistics_key_follows_what_calibration_sees_not_the_float_plan() -
     assert base.fingerprint() != replace(base, patch_count=49).fingerprint()
     assert base.fingerprint() != replace(base, percentile=99.99).fingerprint()
     assert base.fingerprint() != replace(base, method="minmax").fingerprint()
+
+
+def test_an_accuracy_budget_is_a_number_of_db_measured_on_held_out_hr_patches() -> None:
+    accuracy = load_recipe("accuracy")
+    assert (accuracy.max_drop, accuracy.holdout, accuracy.kind) == (0.1, 16, "hr")
+    assert "at most 0.1 dB Y-PSNR lost on 16 held-out patches" in accuracy.summary()
+    # Holding out changes nothing calibration sees.
+    assert accuracy.statistics_key() == load_recipe("default").statistics_key()
+    for bad in (0, -0.1, float("nan"), 12, True, "0.1"):
+        with pytest.raises(SrExportError, match=r"precision\.max_drop = .* must be a number of dB in \(0, 10\)"):
+            recipe_from_dict({"patches": {"holdout": 4}, "precision": {"max_drop": bad}})
+    with pytest.raises(SrExportError, match=r"needs patches\.holdout >= 1 and source\.kind = \"hr\""):
+        recipe_from_dict({"precision": {"max_drop": 0.1}})
+    with pytest.raises(SrExportError, match=r"needs patches\.holdout >= 1 and source\.kind = \"hr\""):
+        recipe_from_dict({"source": {"kind": "lr"}, "patches": {"holdout": 4}, "precision": {"max_drop": 0.1}})
+    with pytest.raises(SrExportError, match=r"holdout = -1 must be an integer >= 0"):
+        recipe_from_dict({"patches": {"holdout": -1}})

@@ -70,7 +70,7 @@ def test_profile_from_a_path(tmp_path: Path) -> None:
         ('name = "x"\n', "does not name a backend"),
         ("backend = \n", "cannot read target profile"),
         ('backend = "onnxrt"\n', "backend in .* is 'onnxrt'; choose one of: onnxruntime, tflite"),
-        ('backend = "onnxruntime"\nprecision = "fp8"\n', "precision in .* is 'fp8'; choose one of: fp32, fp16, int8"),
+        ('backend = "onnxruntime"\nprecision = "fp8"\n', "precision in .* is 'fp8'; choose one of: fp32, fp16, bf16, int8"),
         ('backend = "onnxruntime"\n[bench]\nrun = 3\n', r"unknown key\(s\) bench.run in"),
         ('backend = "onnxruntime"\n[bench]\nruns = "50"\n', "bench.runs in .* must be an integer >= 1, not '50'"),
         ('backend = "onnxruntime"\n[bench]\nruns = true\n', "bench.runs in .* must be an integer"),
