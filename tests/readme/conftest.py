@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from readme_blocks import Command, Workspace, gpu_here, make_users_files, make_users_venvs
+from readme_blocks import Command, Workspace, gpu_here, make_users_files, make_users_venvs, openvino_devices
 
 from sr_export.targets.profiles import load_profile
 
@@ -55,6 +55,10 @@ def run_readme(workspace: Workspace, monkeypatch: pytest.MonkeyPatch,
             assert code == 0, shown
         elif command.needs == "nvidia-gpu":
             assert code == 4 and len(errors) == 1 and "install sr-export[tensorrt]" in errors[0], shown
+        elif command.needs == "intel-gpu" and "GPU" in openvino_devices():
+            assert code == 0, shown
+        elif command.needs == "intel-gpu":
+            assert code == 2 and len(errors) == 1 and "GPU is not present here; devices present:" in errors[0], shown
         elif command.needs == "board":
             boards = [load_profile(name) for name in _targets(args)]
             boards = [profile for profile in boards if profile.access.is_remote]
@@ -62,7 +66,7 @@ def run_readme(workspace: Workspace, monkeypatch: pytest.MonkeyPatch,
             assert code == 2 and len(errors) == 1, shown
             assert any(f"'{p.name}'" in errors[0] and p.access.host in errors[0] for p in boards), shown
         else:
-            pytest.fail(f"{command.label}: unknown [needs: {command.needs}] (nvidia-gpu, mac or board)")
+            pytest.fail(f"{command.label}: unknown [needs: {command.needs}] (nvidia-gpu, intel-gpu, mac or board)")
 
     return run
 

@@ -10,9 +10,9 @@ What changes between the README and the run, and nothing else:
 - the files a user brings (their network, checkpoint, images, Caffe files) are made by
   :func:`make_users_files` under the names the README gives them.
 
-A line tagged `[needs: nvidia-gpu]`, `[needs: mac]` or `[needs: board]` in its comment runs too: without
-the hardware it must stop with the documented refusal (exit 4 naming what to install, or, for a board, the
-profile loaded and the board named as unreachable).
+A line tagged `[needs: nvidia-gpu]`, `[needs: intel-gpu]`, `[needs: mac]` or `[needs: board]` in its comment runs too: without
+the hardware it must stop with the documented refusal (exit 4 naming what to install; exit 2 naming the
+OpenVINO devices present; for a board, the profile loaded and the board named as unreachable).
 """
 
 from __future__ import annotations
@@ -50,12 +50,14 @@ GROUPS = {
     "harness": ("Benchmarking on devices, history and CI gates",),
     "int8": ("INT8",),
     "board_runtime": ("The runtime the board has (`--for-runtime`)",),
+    "openvino": ("OpenVINO",),
 }
 # Python environments a README line names under ~, as the side environments the tests make (tests/side_envs.py).
 USERS_VENVS = {"venvs/tflite214": "tflite-runtime-2.14"}
 # What a group needs from another section, as the README line that makes it.
 GIVEN = {
     "coreml_tflite": ("sr-export onnx --model erfdn --weights official",),
+    "openvino": ("sr-export onnx --model erfdn --weights official",),
 }
 
 
@@ -161,6 +163,12 @@ class Workspace:
         plans = SUGGESTED_PLAN.findall(output)
         if plans:
             self.plan = plans[-1]
+
+
+def openvino_devices() -> list[str]:
+    import openvino
+
+    return list(openvino.Core().available_devices)
 
 
 def gpu_here() -> bool:

@@ -10,7 +10,7 @@ from readme_blocks import GROUPS, REPO, TOOLS, readme_commands
 
 from sr_export.core.resources import tomllib
 
-KNOWN_NEEDS = {"nvidia-gpu", "mac", "board"}
+KNOWN_NEEDS = {"nvidia-gpu", "intel-gpu", "mac", "board"}
 
 
 def test_every_section_with_commands_is_run_by_exactly_one_group() -> None:
