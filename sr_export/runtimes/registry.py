@@ -39,6 +39,7 @@ RUNTIMES: dict[str, RuntimeEntry | type[Runtime]] = {
     "tflite": RuntimeEntry("sr_export.runtimes.tflite:TfliteRuntime", (".tflite",), "tflite"),
     "coreml": RuntimeEntry("sr_export.runtimes.coreml:CoreMLRuntime", (".mlpackage",), "coreml"),
     "tensorrt": RuntimeEntry("sr_export.runtimes.tensorrt:TensorRTRuntime", (".engine", ".plan"), "tensorrt"),
+    "executorch": RuntimeEntry("sr_export.runtimes.executorch:ExecuTorchRuntime", (".pte",), "executorch"),
 }
 
 
