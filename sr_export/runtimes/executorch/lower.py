@@ -73,14 +73,17 @@ def import_executorch() -> Any:
 
 def export_program(module: torch.nn.Module, sample: torch.Tensor, bounds: tuple[int, int] | None) -> Any:
     """``torch.export`` of ``module``: height and width dynamic within ``bounds`` (None: fixed at the sample's)."""
+    import torch
     from torch.export import Dim, export
 
     dynamic_shapes = None
     if bounds is not None:
         low, high = bounds
         dynamic_shapes = ({2: Dim("height", min=low, max=high), 3: Dim("width", min=low, max=high)},)
+    if isinstance(module, torch.nn.Module) and not isinstance(module, torch.fx.GraphModule):
+        module = module.eval()  # a PT2E graph module (INT8) refuses train() / eval(); it is in eval mode already
     try:
-        return export(module.eval(), (sample,), dynamic_shapes=dynamic_shapes)
+        return export(module, (sample,), dynamic_shapes=dynamic_shapes)
     except Exception as exc:  # torch.export raises many types (UserError, GuardOnDataDependent...); one meaning
         size = "x".join(str(d) for d in sample.shape[2:])
         hint = ("; its shape math refuses dynamic sizes: give fixed sizes (--shape HxW, repeatable), which run tiled"
