@@ -49,6 +49,7 @@ GROUPS = {
     "tensorrt": ("TensorRT",),
     "harness": ("Benchmarking on devices, history and CI gates",),
     "int8": ("INT8",),
+    "executorch": ("ExecuTorch (`--target executorch-xnnpack`)",),
 }
 # What a group needs from another section, as the README line that makes it.
 GIVEN = {

@@ -62,7 +62,8 @@ def quantize_module(module: torch.nn.Module, sample: torch.Tensor, bounds: tuple
 
     with quiet_deprecations():
         graph_module = export_program(module, sample, bounds).module()
-        kept = float_nodes(graph_module, settings.keep_float)
+        # A recipe that is not SR-aware (naive) quantises every op the quantizer takes, as on the other paths.
+        kept = float_nodes(graph_module, settings.keep_float, sr_rules=calibration.recipe.sr_aware)
         quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
         quantizer.set_filter_function(lambda node: node.name not in kept)
         try:

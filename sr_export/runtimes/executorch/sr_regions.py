@@ -57,10 +57,10 @@ def dataflow(graph_module: Any) -> Dataflow:
     return Dataflow(tuple(ops), tuple(inputs), tuple(outputs), frozenset(constants), shapes)
 
 
-def float_nodes(graph_module: Any, keep_modules: Iterable[str] = ()) -> dict[str, str]:
-    """Node name -> why it stays float: the SR rules' findings, plus every node inside ``keep_modules``
-    (dotted module names as ``named_modules`` gives them)."""
-    reasons = sr_sensitive(dataflow(graph_module), CONVENTIONS)
+def float_nodes(graph_module: Any, keep_modules: Iterable[str] = (), *, sr_rules: bool = True) -> dict[str, str]:
+    """Node name -> why it stays float: the SR rules' findings (``sr_rules``), plus every node inside
+    ``keep_modules`` (dotted module names as ``named_modules`` gives them)."""
+    reasons = sr_sensitive(dataflow(graph_module), CONVENTIONS) if sr_rules else {}
     wanted = tuple(keep_modules)
     if wanted:
         for node in graph_module.graph.nodes:
