@@ -261,3 +261,28 @@ def test_shape_math_export_refuses_is_one_line_with_a_hint_and_leaves_nothing(
 
         model = api.load_model(f"{name}.archs:WidthBranch", app_dir=folder, scale=2)
         export_program(model.module, sample_input(3, (64, 64), 1.0), (32, 1024))
+
+
+ESPCN = Path(__file__).resolve().parents[1] / "fixtures" / "espcn.py"
+
+
+def test_sr_bench_times_a_program_on_an_ssh_device(sr_bench, ssh_server, tmp_path: Path) -> None:
+    """The remote runner's ExecuTorch session, against the test sshd on 127.0.0.1."""
+    device = tmp_path / "device"
+    device.mkdir()
+    profile = tmp_path / "et-remote.toml"
+    profile.write_text(
+        'name = "et-loopback"\nbackend = "executorch"\n[options]\nmin_side = 16\nmax_side = 64\n'
+        '[bench]\ninput_sizes = ["24x40"]\nwarmup = 1\nruns = 2\ntimeout_s = 300\n'
+        f"[device]\nkind = \"ssh\"\nhost = {json.dumps(ssh_server.alias)}\n"
+        f"ssh_config = {json.dumps(str(ssh_server.config))}\nworkdir = {json.dumps(str(device))}\n"
+        f"python = {json.dumps(sys.executable)}\nconnect_timeout_s = 5\n"
+    )
+    db = tmp_path / "history.sqlite"
+    result = sr_bench("--target", profile, "--models", f"{ESPCN}:ESPCN", "--scale", "3", "--db", db,
+                      "--out-dir", tmp_path / "out")
+    assert result.code == 0, result.err
+    (run,) = json.loads(sr_bench("history", "--db", db, "--json", "-").out)
+    assert run["target"] == "et-loopback" and run["device"]["access"]["host"] == "sr-device"
+    assert run["device"]["runtime"].startswith("executorch")
+    assert run["sizes"][0]["input_hw"] == [24, 40] and run["psnr_y"] is not None  # images above 64 px: tiled

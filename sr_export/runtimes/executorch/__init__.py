@@ -21,14 +21,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sr_export.core.artifacts import Artifact, ArtifactMetadata
 from sr_export.core.errors import SrExportError
 from sr_export.core.sizes import Size
-from sr_export.runtimes.base import DeviceSession, Runtime
+from sr_export.runtimes.base import DeviceSession, Runner, Runtime
 from sr_export.runtimes.executorch.options import PRECISIONS, ExecuTorchRuntimeOptions
 from sr_export.runtimes.executorch.program import PTE
 
 if TYPE_CHECKING:
     from sr_export.models.loader import LoadedModel
     from sr_export.quantize.calibration_data import CalibrationSet
-    from sr_export.runtimes.executorch.runner import ExecuTorchRunner
 
 
 class ExecuTorchRuntime(Runtime):
@@ -103,11 +102,13 @@ class ExecuTorchRuntime(Runtime):
         details = {"ops": lowered.ops.to_dict(), "rewrites": list(applied), "notes": list(notes)}
         return Artifact(written.path, written.metadata, details)
 
-    def load(self, artifact: Artifact, *, threads: int | None = None) -> ExecuTorchRunner:
-        from sr_export.runtimes.executorch.runner import ExecuTorchRunner
+    def load(self, artifact: Artifact, *, threads: int | None = None) -> Runner:
+        """The program's runner; inputs larger than a dynamic program's bounds run in tiles of its largest size
+        (smaller ones are refused in one line)."""
+        from sr_export.runtimes.executorch.runner import ExecuTorchRunner, with_tiles_beyond_bounds
 
         self.require_packages()
-        return ExecuTorchRunner(artifact, threads)
+        return with_tiles_beyond_bounds(ExecuTorchRunner(artifact, threads))
 
     def describe(self) -> dict[str, str]:
         from sr_export.runtimes.executorch.device import _version

@@ -9,6 +9,7 @@ from sr_export.core.errors import SrExportError, first_line
 from sr_export.core.sizes import Size
 from sr_export.runtimes.base import Runner
 from sr_export.runtimes.executorch.device import ExecuTorchSession
+from sr_export.runtimes.tiling import SizeSetRunner, default_overlap
 
 
 class ExecuTorchRunner(Runner):
@@ -39,6 +40,23 @@ class ExecuTorchRunner(Runner):
         if problem:
             raise SrExportError(f"{self.artifact.path.name}: {problem}")
         return self._session.infer(batch)
+
+
+def with_tiles_beyond_bounds(runner: ExecuTorchRunner) -> Runner:
+    """A dynamic program runs sizes within its bounds whole and larger ones in tiles of its largest size
+    (the shared tiling); a fixed-size one is tiled by :func:`sr_export.runtimes.open.open_runner` already."""
+    metadata = runner.artifact.metadata
+    if metadata.static_hw is not None or runner.size_bounds is None:
+        return runner
+    smallest, largest = runner.size_bounds
+    if min(largest) < max(smallest):  # tiles must themselves fit
+        return runner
+
+    def accepts(hw: tuple[int, int]) -> bool:
+        return hw[0] <= largest[0] and hw[1] <= largest[1]
+
+    return SizeSetRunner(runner, accepts, largest, metadata.scale, default_overlap(largest, metadata),
+                         align=metadata.tile_alignment)
 
 
 def dynamic_dim(name: str, low: int, high: int) -> str:
