@@ -67,10 +67,12 @@ class ExecuTorchRuntime(Runtime):
         settings = self.parse_options(options)
         info = model.info
         module, applied = apply_rewrites(model.module.eval(), "executorch", enabled=settings.rewrite)
-        trace_size = shape or (max(64, settings.min_side), max(64, settings.min_side))
-        trace_size = tuple(min(v, settings.max_side) for v in trace_size)
-        sample = sample_input(info.in_channels, trace_size, info.data_range)
-        bounds = None if shape is not None else (settings.min_side, settings.max_side)
+        # A dynamic program is traced at 64x64 (or the nearest side its bounds allow): the size only seeds export.
+        side = min(max(64, settings.min_side), settings.max_side)
+        sample = sample_input(info.in_channels, shape or (side, side), info.data_range)
+        # Never below the smallest input the network itself takes (its pooling and strides need it).
+        low = min(max(settings.min_side, info.min_input_size), settings.max_side)
+        bounds = None if shape is not None else (low, settings.max_side)
         quantized = None
         if precision == "int8":
             from sr_export.runtimes.executorch.int8 import quantize_module
