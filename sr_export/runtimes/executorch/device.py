@@ -9,6 +9,7 @@ comes with that wheel). XNNPACK runs with ``threads`` threads.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import numpy as np
@@ -16,6 +17,8 @@ import numpy as np
 
 def load_executorch():
     """(executorch.runtime, torch), or a RuntimeError saying what to install."""
+    # torchao, if installed, logs a warning for each CUDA kernel library a CPU build lacks.
+    logging.getLogger("torchao").setLevel(logging.ERROR)
     try:
         import torch
         from executorch import runtime

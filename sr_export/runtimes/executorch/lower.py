@@ -10,6 +10,7 @@ portable ops, and a warning names them.
 from __future__ import annotations
 
 import contextlib
+import logging
 import operator
 import warnings
 from collections import Counter
@@ -64,6 +65,10 @@ class LoweredProgram:
 
 def import_executorch() -> Any:
     """The ``executorch`` package, or a one-line error naming the extra."""
+    # torchao (which executorch imports) logs a warning for each CUDA kernel library a CPU build lacks, and
+    # torch's pytree one about torchao's enum registration: nothing a user of sr-export can act on.
+    logging.getLogger("torchao").setLevel(logging.ERROR)
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
     try:
         import executorch.exir as exir
     except ModuleNotFoundError as exc:
