@@ -40,6 +40,7 @@ RUNTIMES: dict[str, RuntimeEntry | type[Runtime]] = {
     "coreml": RuntimeEntry("sr_export.runtimes.coreml:CoreMLRuntime", (".mlpackage",), "coreml"),
     "tensorrt": RuntimeEntry("sr_export.runtimes.tensorrt:TensorRTRuntime", (".engine", ".plan"), "tensorrt"),
     "openvino": RuntimeEntry("sr_export.runtimes.openvino:OpenVinoRuntime", (".xml",), "openvino"),
+    "executorch": RuntimeEntry("sr_export.runtimes.executorch:ExecuTorchRuntime", (".pte",), "executorch"),
 }
 
 

@@ -51,6 +51,7 @@ GROUPS = {
     "int8": ("INT8",),
     "board_runtime": ("The runtime the board has (`--for-runtime`)",),
     "openvino": ("OpenVINO",),
+    "executorch": ("ExecuTorch (`--target executorch-xnnpack`)",),
 }
 # Python environments a README line names under ~, as the side environments the tests make (tests/side_envs.py).
 USERS_VENVS = {"venvs/tflite214": "tflite-runtime-2.14"}
