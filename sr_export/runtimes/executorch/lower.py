@@ -10,7 +10,6 @@ portable ops, and a warning names them.
 from __future__ import annotations
 
 import contextlib
-import logging
 import operator
 import warnings
 from collections import Counter
@@ -65,10 +64,9 @@ class LoweredProgram:
 
 def import_executorch() -> Any:
     """The ``executorch`` package, or a one-line error naming the extra."""
-    # torchao (which executorch imports) logs a warning for each CUDA kernel library a CPU build lacks, and
-    # torch's pytree one about torchao's enum registration: nothing a user of sr-export can act on.
-    logging.getLogger("torchao").setLevel(logging.ERROR)
-    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+    from sr_export.runtimes.import_logs import drop_harmless_import_logs
+
+    drop_harmless_import_logs()  # only the lines known to be harmless: the loggers' other lines still show
     try:
         import executorch.exir as exir
     except ModuleNotFoundError as exc:
