@@ -15,10 +15,20 @@ import sys
 import numpy as np
 
 
+class _DropMissingKernelLines(logging.Filter):
+    """torchao, if installed, logs a warning for each CUDA kernel library a CPU build lacks; only those lines go
+    (this runs in the caller's process too, where torchao's other lines must still show)."""
+
+    def filter(self, record):
+        message = record.getMessage()
+        return not (message.startswith("Failed to load ") and "torchao" in message and ".so" in message)
+
+
 def load_executorch():
     """(executorch.runtime, torch), or a RuntimeError saying what to install."""
-    # torchao, if installed, logs a warning for each CUDA kernel library a CPU build lacks.
-    logging.getLogger("torchao").setLevel(logging.ERROR)
+    torchao = logging.getLogger("torchao")
+    if not any(isinstance(f, _DropMissingKernelLines) for f in torchao.filters):
+        torchao.addFilter(_DropMissingKernelLines())
     try:
         import torch
         from executorch import runtime
