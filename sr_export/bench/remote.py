@@ -282,32 +282,33 @@ def job_document(*, runtime: str, artifact: str, precision: str, sizes: Sequence
 
 
 def device_runtime(access: DeviceAccess, runtime: str) -> str | None:
-    """The version of ``runtime`` the device's Python has ("tflite_runtime 2.14.0"); None where it is not asked
-    (runtimes whose files do not record what they need) or the device has none."""
-    from sr_export.runtimes.tflite.releases import PROBE
+    """The release of ``runtime`` the device's Python has ("tflite_runtime 2.14.0"), as the runtime's own probe
+    says it; None where the runtime is not asked (no probe) or the device has none."""
+    from sr_export.runtimes.registry import get_runtime, runtime_names
 
-    if runtime != "tflite":
+    probe = get_runtime(runtime).version_probe if runtime in runtime_names() else None
+    if probe is None:
         return None
     if access.is_remote:
-        found = SshDevice(access)._check(f"{shlex.quote(access.python)} -c {shlex.quote(PROBE)}",
+        found = SshDevice(access)._check(f"{shlex.quote(access.python)} -c {shlex.quote(probe)}",
                                          "asking the runtime version", timeout=access.connect_timeout_s + 60)
     else:
-        done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False)
         found = done.stdout
     lines = found.strip().splitlines()
     return lines[-1].strip() if lines else None
 
 
-def refuse_too_new(artifacts: Sequence[Path], found: str | None, where: str) -> None:
+def refuse_too_new(artifacts: Sequence[Path], found: str | None, where: str, runtime: str) -> None:
     """One line, before anything is copied, when the device's runtime is older than an artifact needs."""
     from sr_export.core.artifacts import read_metadata
-    from sr_export.runtimes.tflite.releases import too_old_for
+    from sr_export.runtimes.registry import get_runtime
 
     if not found:
         return
     for path in artifacts:
         metadata = read_metadata(path)
-        reason = too_old_for(metadata.runtime_requirements, found) if metadata is not None else None
+        reason = get_runtime(runtime).too_old_for(metadata.runtime_requirements, found) if metadata else None
         if reason:
             raise DeviceError(f"{path.name} cannot run on {where}: it {reason}")
 
@@ -320,7 +321,8 @@ def run_on_device(access: DeviceAccess, artifacts: Path | Sequence[Path], job: d
     stops the run there, in one line, before anything is copied."""
     artifacts = [artifacts] if isinstance(artifacts, Path) else list(artifacts)
     where = SshDevice(access).label if access.is_remote else "this machine"
-    refuse_too_new(artifacts, device_runtime(access, str(job.get("runtime", ""))), where)
+    runtime = str(job.get("runtime", ""))
+    refuse_too_new(artifacts, device_runtime(access, runtime), where, runtime)
     job = dict(job)
     session = Path(job.pop("session_source"))
     session_name = job["session"]["file"]

@@ -86,13 +86,15 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _check_for_runtime(target: str) -> None:
-    """--for-runtime is for targets whose runtime fits its files to a device's runtime version (tflite)."""
+    """--for-runtime is for targets whose runtime fits its files to a device's runtime version (TFLite: op
+    versions and kernels; Core ML: the deployment target)."""
     from sr_export.targets.profiles import load_target
 
     runtime = load_target(target).require_backend()
     if "for_runtime" not in getattr(runtime.options, "__dataclass_fields__", {}):
-        raise SrExportError(f"--for-runtime fits TFLite files to a device's runtime; target {target} builds for "
-                            f"{runtime.label or runtime.name}, whose files record what they need (sr-export info)")
+        raise SrExportError(f"--for-runtime fits TFLite files (and Core ML programs) to a device's runtime; target "
+                            f"{target} builds for {runtime.label or runtime.name}, whose files record what they need "
+                            "(sr-export info)")
 
 
 def execute(console: Any, source: Any, target: Any, output: Path, *, json_to: str | None = None,

@@ -243,13 +243,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     metadata = read_metadata(args.artifact)
     if metadata is None:
         raise SrExportError(f"{args.artifact} carries no sr-export metadata (not exported by sr-export)")
-    if not metadata.runtime_requirements and metadata.format == "tflite":
+    if not metadata.runtime_requirements:
         from dataclasses import replace
 
-        from sr_export.runtimes.tflite.compat import file_requirements
+        from sr_export.runtimes.registry import runtime_for_artifact
 
         # Files written before sr-export recorded it: computed from the file itself.
-        metadata = replace(metadata, runtime_requirements=file_requirements(args.artifact))
+        needs = runtime_for_artifact(metadata).file_requirements(Path(args.artifact))
+        metadata = replace(metadata, runtime_requirements=needs)
     console = common.stderr_console() if args.json == "-" else common.stdout_console()
     console.print(metadata_table(args.artifact, metadata))
     common.emit_json(metadata.to_dict(), args.json, console, force=args.force)

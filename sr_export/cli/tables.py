@@ -173,7 +173,8 @@ def metadata_table(path: Path, meta: ArtifactMetadata) -> Table:
 
 def describe_requirements(needs: Mapping[str, Any]) -> str:
     """'TF Lite 2.2 or newer (set by RESIZE_BILINEAR ...); built for tflite-runtime 2.14'."""
-    text = f"{needs.get('min_runtime', '?')} or newer (set by {needs.get('set_by', '?')})"
+    which = "exactly" if needs.get("exact") else "or newer"
+    text = f"{needs.get('min_runtime', '?')} {which} (set by {needs.get('set_by', '?')})"
     return text + (f"; built for {needs['built_for']}" if needs.get("built_for") else "")
 
 

@@ -17,6 +17,8 @@ install for Python 3.11 here). At IR 10 only 1.18.0 does.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 # Tensor element types that came with a later IR version (onnx.TensorProto codes): float8 (IR 9), 4-bit (IR 10).
@@ -81,3 +83,19 @@ def requirements(proto: Any) -> dict[str, Any]:
             return record
     record["min_runtime"] = "unknown (newer than sr-export has measured)"
     return record
+
+
+def too_old_for(requirements: Mapping[str, Any], found: str) -> str | None:
+    """Why a device whose ONNX Runtime is ``found`` ("onnxruntime 1.14.1") cannot load a file; None if it can
+    (or either version cannot be read)."""
+    needed, have = _version_in(str(requirements.get("min_runtime", ""))), _version_in(found)
+    if needed is None or have is None or have >= needed:
+        return None
+    return (f"needs onnxruntime {'.'.join(map(str, needed))} or newer ({requirements.get('set_by', '?')}); the "
+            f"device has onnxruntime {'.'.join(map(str, have))}: upgrade it there (pip install 'onnxruntime>="
+            f"{'.'.join(map(str, needed))}')")
+
+
+def _version_in(text: str) -> tuple[int, int] | None:
+    match = re.search(r"onnxruntime[ =-]+(\d+)\.(\d+)", text)
+    return (int(match.group(1)), int(match.group(2))) if match else None

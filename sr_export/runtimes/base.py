@@ -217,3 +217,19 @@ class Runtime(ABC):
     def device_job(self, artifact: Artifact, options: Any) -> dict[str, Any]:
         """What the device session needs beyond the artifact (e.g. TensorRT's trtexec command lines)."""
         return {}
+
+    # --- runtime versions ------------------------------------------------------
+
+    # Python source a device runs to say which release of this runtime it has: one line "<package> <version>"
+    # (None: the device is not asked before a run).
+    version_probe: ClassVar[str | None] = None
+
+    def file_requirements(self, path: Path) -> dict[str, Any]:
+        """What a file of this runtime needs (``min_runtime``, ``set_by``), computed from the file itself: for
+        files whose metadata does not record it ({} where the file cannot tell)."""
+        return {}
+
+    def too_old_for(self, requirements: Mapping[str, Any], found: str) -> str | None:
+        """Why a device whose runtime reports ``found`` (the probe's line) cannot run a file that needs
+        ``requirements``; None when it can or cannot be told."""
+        return None

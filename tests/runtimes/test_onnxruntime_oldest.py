@@ -67,3 +67,39 @@ def test_the_files_carry_the_lowest_ir_version_and_name_the_runtime_they_need(ex
     for artifact in (exported_official("imdn", 2), imdn_qdq):
         proto = onnx.load(str(artifact.path), load_external_data=False)
         assert proto.ir_version == 8  # opset 18's IR version, not onnx's newest (10, which ONNX Runtime < 1.18 refuses)
+
+
+def test_sr_bench_stops_before_copying_a_file_the_boards_onnxruntime_is_too_old_for(exported_official,
+                                                                                   onnxruntime_115_python,
+                                                                                   ssh_server, tmp_path):
+    """A board with ONNX Runtime 1.15 (as an older JetPack ships) is asked first; an IR-10 file is not copied."""
+    import dataclasses
+
+    import onnx
+
+    from sr_export.bench.remote import DeviceError, job_document, run_on_device
+    from sr_export.core.artifacts import embed_in_onnx, read_metadata
+    from sr_export.export.onnx_versions import requirements
+    from sr_export.targets.profiles import DeviceAccess
+
+    fitted = exported_official("imdn", 2)
+    proto = onnx.load(str(fitted.path), load_external_data=False)
+    proto.ir_version = 10  # what onnx stamps on a graph saved as it is (a file from another tool, say)
+    embed_in_onnx(proto, dataclasses.replace(read_metadata(fitted.path), runtime_requirements=requirements(proto)))
+    too_new = tmp_path / "imdn_x2_ir10.onnx"
+    onnx.save(proto, str(too_new))
+    device = tmp_path / "board"
+    device.mkdir()
+    access = DeviceAccess(kind="ssh", host=ssh_server.alias, ssh_config=ssh_server.config, workdir=str(device),
+                          python=str(onnxruntime_115_python), connect_timeout_s=5)
+
+    def job(name: str) -> dict:
+        return job_document(runtime="onnxruntime", artifact=name, precision="fp32", sizes=[(24, 20)], warmup=0,
+                            runs=1, threads=1, scale=2, in_channels=3, data_range=1.0)
+
+    with pytest.raises(DeviceError, match=r"needs onnxruntime 1\.18 or newer \(IR version 10, opset 18\); "
+                                          r"the device has onnxruntime 1\.15"):
+        run_on_device(access, too_new, job(too_new.name), timeout=120)
+    assert not list(device.iterdir())  # nothing was copied
+    result = run_on_device(access, fitted.path, job(fitted.path.name), timeout=120)
+    assert result["ok"] and result["device"]["runtime"].startswith("onnxruntime 1.15")

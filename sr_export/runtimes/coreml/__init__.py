@@ -54,9 +54,9 @@ class CoreMLRuntime(Runtime):
 
         self.check_precision(precision)
         settings = self.parse_options(options)
-        coreml_options = CoreMLOptions(precision=precision, deployment_target=settings.deployment_target,
+        coreml_options = CoreMLOptions(precision=precision, deployment_target=settings.target(),
                                        sizes=settings.input_sizes(shape), int8_weights=settings.int8_weights,
-                                       rewrite=settings.rewrite, route=settings.route)
+                                       rewrite=settings.rewrite, route=settings.route, built_for=settings.for_runtime)
         converted = convert_model(model, coreml_options)
         path = Path(output)
         if path.suffix.lower() != ".mlpackage":
@@ -78,6 +78,12 @@ class CoreMLRuntime(Runtime):
         from sr_export.runtimes.coreml.sizes import program_sizes
 
         return program_sizes(load_spec(artifact.path)).check_sizes()
+
+    def file_requirements(self, path: Path) -> dict[str, Any]:
+        from sr_export.runtimes.coreml.reference import load_spec
+        from sr_export.runtimes.coreml.requirements import program_requirements
+
+        return program_requirements(load_spec(Path(path)))
 
     def describe(self) -> dict[str, str]:
         from sr_export.runtimes.coreml.quiet import import_coremltools

@@ -18,6 +18,7 @@ from sr_export.core.artifacts import ArtifactMetadata
 from sr_export.core.errors import SrExportError, StageFailed, first_line
 from sr_export.runtimes.coreml.options import DEPLOYMENT_TARGETS, ROUTES, CoreMLOptions
 from sr_export.runtimes.coreml.quiet import import_coremltools, quiet_converter
+from sr_export.runtimes.coreml.requirements import program_requirements, refuse_newer_than_target
 
 if TYPE_CHECKING:
     from sr_export.models.loader import LoadedModel
@@ -84,7 +85,10 @@ def convert_model(model: LoadedModel, options: CoreMLOptions) -> ConvertedProgra
     if options.int8_weights:
         mlmodel = _quantize_weights(ct, mlmodel)
     seconds = time.perf_counter() - started
-    op_counts = count_ops(mlmodel.get_spec())
+    spec = mlmodel.get_spec()
+    requirements = program_requirements(spec, options.built_for or options.deployment_target)
+    refuse_newer_than_target(requirements, spec, options.deployment_target)
+    op_counts = count_ops(spec)
     batch, channels = 1, info.in_channels
     sizes = options.sizes
     if sizes.fixed:
@@ -101,6 +105,7 @@ def convert_model(model: LoadedModel, options: CoreMLOptions) -> ConvertedProgra
         input_shape=input_shape,
         exporter=used,
         notes=tuple(model.notes) + tuple(notes),
+        runtime_requirements=requirements,
     )
     return ConvertedProgram(mlmodel, metadata, used, seconds, op_counts, notes)
 

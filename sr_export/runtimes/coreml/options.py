@@ -23,6 +23,14 @@ class CoreMLRuntimeOptions:
     int8_weights: bool = False  # weights as linear 8-bit integers
     rewrite: bool = True  # the Core ML rewrites (E-RFDN's attention resize as gathers)
     route: str = field(default="auto", metadata={"choices": ROUTES})  # auto: torch.export, then torch.jit.trace
+    # The device's OS as its runtime (coreml==iOS15, ios==16, macos==13): sets the deployment target.
+    for_runtime: str | None = None
+
+    def target(self) -> str:
+        """The deployment target to build for: the device's OS when for_runtime names it."""
+        from sr_export.runtimes.coreml.requirements import deployment_target_for
+
+        return deployment_target_for(self.for_runtime) if self.for_runtime else self.deployment_target
 
     def input_sizes(self, shape: Size | None) -> InputSizes:
         bounds = parse_range(self.range) if self.range else None
@@ -45,6 +53,7 @@ class CoreMLOptions:
     int8_weights: bool = False
     rewrite: bool = True
     route: str = "auto"  # auto: torch.export, then torch.jit.trace
+    built_for: str | None = None  # the device runtime named by --for-runtime (recorded in the metadata)
 
     @property
     def artifact_precision(self) -> str:

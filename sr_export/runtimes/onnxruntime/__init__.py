@@ -8,6 +8,7 @@ build's calibration set (:mod:`sr_export.quantize.qdq`).
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -38,6 +39,9 @@ class OnnxRuntime(Runtime):
     precisions: ClassVar[tuple[str, ...]] = ("fp32", "int8")
     packages: ClassVar[tuple[str, ...]] = ("onnxruntime",)
     options: ClassVar[type] = OnnxRuntimeOptions
+    # Silent where it is missing: the run itself then says so, with the install line.
+    version_probe: ClassVar[str | None] = ("try:\n    import onnxruntime\nexcept ImportError:\n    pass\n"
+                                           "else:\n    print('onnxruntime', onnxruntime.__version__)\n")
     device_session: ClassVar[DeviceSession | None] = DeviceSession(
         "sr_export.runtimes.onnxruntime.device", "OnnxRuntimeSession")
 
@@ -66,3 +70,15 @@ class OnnxRuntime(Runtime):
         import onnxruntime as ort
 
         return {"runtime": f"onnxruntime {ort.__version__}", "device": f"CPU ({platform.machine()})"}
+
+    def file_requirements(self, path: Path) -> dict[str, Any]:
+        import onnx
+
+        from sr_export.export.onnx_versions import requirements
+
+        return requirements(onnx.load(str(path), load_external_data=False))
+
+    def too_old_for(self, requirements: Mapping[str, Any], found: str) -> str | None:
+        from sr_export.export.onnx_versions import too_old_for
+
+        return too_old_for(requirements, found)

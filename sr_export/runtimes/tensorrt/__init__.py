@@ -39,6 +39,14 @@ if TYPE_CHECKING:
     from sr_export.quantize.calibration_data import CalibrationSet
 
 
+def engine_requirements(tensorrt_version: str, compute_capability: str) -> dict[str, Any]:
+    """What an engine needs: exactly the TensorRT release that built it (plans are not portable across releases;
+    the manifest also holds the GPU), so a board with another release rebuilds from the prepared ONNX."""
+    return {"runtime": "tensorrt", "min_runtime": f"TensorRT {tensorrt_version}",
+            "set_by": f"a TensorRT plan runs only on the release that built it, on sm {compute_capability} GPUs",
+            "exact": True}
+
+
 class TensorRTRuntime(Runtime):
     name: ClassVar[str] = "tensorrt"
     label: ClassVar[str] = "TensorRT"
@@ -99,6 +107,7 @@ class TensorRTRuntime(Runtime):
             else (1, meta.in_channels, *settings.profile.opt),
             notes=(*prepared.metadata.notes, f"TensorRT {trt.__version__} engine, profile "
                    f"{settings.profile.describe()}, built on {here.gpu_name} (sm {here.compute_capability})"),
+            runtime_requirements=engine_requirements(trt.__version__, here.compute_capability),
         ))
         write_sidecar(target, metadata)
         write_manifest(target, EngineManifest(

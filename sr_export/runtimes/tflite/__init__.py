@@ -18,6 +18,7 @@ a flatbuffer, its SR-sensitive ops), :mod:`.diagnose` (converter failures),
 from __future__ import annotations
 
 import platform
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,6 +28,7 @@ from sr_export.core.formats import TFLITE
 from sr_export.core.sizes import Size
 from sr_export.runtimes.base import DeviceSession, Runtime
 from sr_export.runtimes.tflite.options import PRECISIONS, TfliteRuntimeOptions
+from sr_export.runtimes.tflite.releases import PROBE
 
 if TYPE_CHECKING:
     from sr_export.models.loader import LoadedModel
@@ -47,6 +49,7 @@ class TfliteRuntime(Runtime):
     options: ClassVar[type] = TfliteRuntimeOptions
     device_session: ClassVar[DeviceSession | None] = DeviceSession("sr_export.runtimes.tflite.device", "LiteRtSession")
     fixed_size: ClassVar[bool] = True
+    version_probe: ClassVar[str | None] = PROBE
 
     def build(self, onnx_artifact: Artifact, output: Path | None, *, precision: str = "fp32", options: Any = None,
               calibration: CalibrationSet | None = None) -> Artifact:
@@ -96,3 +99,13 @@ class TfliteRuntime(Runtime):
 
     def device_job(self, artifact: Artifact, options: Any) -> dict[str, Any]:
         return {"layout": artifact.metadata.layout}
+
+    def file_requirements(self, path: Path) -> dict[str, Any]:
+        from sr_export.runtimes.tflite.compat import file_requirements
+
+        return file_requirements(path)
+
+    def too_old_for(self, requirements: Mapping[str, Any], found: str) -> str | None:
+        from sr_export.runtimes.tflite.releases import too_old_for
+
+        return too_old_for(requirements, found)
