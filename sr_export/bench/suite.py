@@ -239,6 +239,27 @@ def _sha256(path: Path) -> str:
     return content_sha256(path)
 
 
+@dataclass
+class PreparedRun:
+    """One model built for one target, proven and evaluated on this machine: everything but the timing."""
+
+    entry: SuiteModel
+    profile: TargetProfile
+    timing: Timing
+    model: Any  # LoadedModel
+    complexity: Any  # ModelComplexity
+    built: list[Any]  # BuildResult, one per size for fixed-size runtimes
+    artifact: Artifact
+    artifact_sha256: str
+    proof: Any  # the CheckReport the build passed (None: the runtime is not here; the device proves it)
+    quality: Any  # EvalReport on the suite's dataset (None without a proof)
+    sample: bytes | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.info.name} x{self.model.info.scale}"
+
+
 def run_model(
     entry: SuiteModel,
     suite: Suite,
@@ -265,19 +286,32 @@ def run_model(
     ``local_work``: a lock the caller holds for this machine's share of the work; it is let go while the
     device times, so several devices time at once.
     """
-    import datetime
+    prepared = prepare_run(entry, suite, profile, out_dir, step, exporter=exporter, export_timeout=export_timeout,
+                           cache=cache)
+    return time_on_device(prepared, suite, step, batch=batch, local_work=local_work)
 
+
+def prepare_run(
+    entry: SuiteModel,
+    suite: Suite,
+    profile: TargetProfile,
+    out_dir: Path,
+    step: Callable[[str], None],
+    *,
+    exporter: str = "auto",
+    export_timeout: float | None = DEFAULT_EXPORT_TIMEOUT_S,
+    cache: dict[Any, Any] | None = None,
+) -> PreparedRun:
+    """:func:`run_model` up to the timing: load, export and profile (once per model in ``cache``), build as the
+    profile says, prove, evaluate on the suite's dataset (once per artifact)."""
     from sr_export.bench.build import BuildRequest, BuildStopped, build
     from sr_export.bench.evaluate import evaluate
     from sr_export.bench.profile import profile_model
-    from sr_export.bench.remote import run_on_device
     from sr_export.bench.sample import render_sample
-    from sr_export.bench.speed import measure
     from sr_export.data.datasets import load_dataset
     from sr_export.export.onnx import ExportOptions, save_export
     from sr_export.models.loader import ModelRequest, load_model
     from sr_export.runtimes.open import open_runner
-    from sr_export.runtimes.pytorch import PyTorchRunner
 
     device_runtime(profile)
     runtime = profile.require_backend()
@@ -333,6 +367,24 @@ def run_model(
                 sample = render_sample(runner, info)
         cache[checked_key] = (quality, sample)
     quality, sample = cache[checked_key]
+    return PreparedRun(entry, profile, timing, model, complexity, built, artifact, artifact_sha, proof, quality,
+                       sample)
+
+
+def time_on_device(prepared: PreparedRun, suite: Suite, step: Callable[[str], None], *, batch: str = "",
+                   local_work: Any = None) -> SuiteRow:
+    """Time a prepared run with the device runner (this machine or the profile's SSH device); the row and the
+    history record."""
+    import datetime
+
+    from sr_export.bench.remote import run_on_device
+    from sr_export.bench.speed import measure
+    from sr_export.runtimes.pytorch import PyTorchRunner
+
+    profile, timing, model, complexity = prepared.profile, prepared.timing, prepared.model, prepared.complexity
+    artifact, artifact_sha, proof = prepared.artifact, prepared.artifact_sha256, prepared.proof
+    quality, sample, built, info, label = prepared.quality, prepared.sample, prepared.built, model.info, prepared.label
+    options = profile.runtime_options()
     parity = proof.parity if proof is not None else None
 
     where = profile.access.host if profile.access.is_remote else "this machine"
