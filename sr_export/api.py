@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from sr_export.bench.evaluate import EvalReport
     from sr_export.bench.speed import SpeedReport
     from sr_export.bench.suite import SuiteRow
+    from sr_export.bench.tune import TuneResult
     from sr_export.export.onnx import ExportOptions
     from sr_export.models.loader import LoadedModel
     from sr_export.runtimes.base import Runner
@@ -354,6 +355,46 @@ def bench(
             rows.setdefault(profile.name, []).append(
                 run_model(entry, plan, profile, folder, say, exporter=exporter, cache=cache))
     return rows
+
+
+def tune(
+    model: str,
+    target: str | Path = "cpu",
+    output: str | Path = "sr-bench-tune",
+    *,
+    weights: str | None = None,
+    scale: int | None = None,
+    max_drop: float = 0.10,
+    dataset: str = "builtin",
+    sizes: Sequence[Size | str] | None = None,
+    warmup: int | None = None,
+    runs: int | None = None,
+    candidates: Sequence[str | Path] | None = None,
+    recipes: Sequence[str] | None = None,
+    tiles: Sequence[Size | str] | None = None,
+    history: str | Path | None = None,
+    store: bool = True,
+    say: Say | None = None,
+    on_start: Callable[[int], Any] | None = None,
+    advance: Callable[[], Any] | None = None,
+) -> TuneResult:
+    """The fastest artifact for ``target``'s device within ``max_drop`` dB of the FP32 model's Y-PSNR on
+    ``dataset``, found by building, proving, evaluating and timing every candidate (every shipped profile for
+    that device, or ``candidates``; INT8 ones once per recipe in ``recipes``, fixed-size ones once per tile in
+    ``tiles``). Returns the table (``outcomes``, with the Pareto front marked) and ``choice``; the timed
+    candidates are stored in the history unless ``store`` is false. Copy the choice with
+    :func:`sr_export.bench.tune.copy_choice`."""
+    from sr_export.bench.tune import DEFAULT_RECIPES, candidates_for
+    from sr_export.bench.tune import tune as search
+
+    anchor = load_target(target)
+    profiles = [load_target(c) for c in candidates] if candidates else None
+    chosen = candidates_for(anchor, profiles=profiles, recipes=tuple(recipes) if recipes is not None else DEFAULT_RECIPES,
+                            tiles=[as_size(t) for t in tiles or ()])
+    return search(model, anchor, Path(output), weights=weights, scale=scale, max_drop=max_drop, dataset=dataset,
+                  sizes=[as_size(s) for s in sizes] if sizes else None, warmup=warmup, runs=runs, candidates=chosen,
+                  history=Path(history) if history is not None else None, store=store, say=say, on_start=on_start,
+                  advance=advance)
 
 
 def runtimes() -> list[dict[str, Any]]:

@@ -33,3 +33,34 @@ def latency_chart(
         figure.savefig(tmp, format="png")
     plt.close(figure)
     return path
+
+
+def pareto_chart(points: Sequence[tuple[str, float, float, bool, bool]], path: Path, *, max_drop: float,
+                 title: str, xlabel: str, force: bool = False) -> Path:
+    """Quality drop against latency: ``points`` are (label, latency_ms, drop_db, on_front, chosen); the front is
+    joined by a line, the budget is a dashed line and the choice is ringed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7.0, 4.4), dpi=120)
+    for label, latency, drop, on_front, chosen in points:
+        axes.scatter([latency], [drop], s=60 if on_front else 30, color="C0" if on_front else "C7", zorder=3)
+        if chosen:
+            axes.scatter([latency], [drop], s=220, facecolors="none", edgecolors="C3", linewidths=2, zorder=4)
+        axes.annotate(label, (latency, drop), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    front = sorted((latency, drop) for _, latency, drop, on_front, _ in points if on_front)
+    if len(front) > 1:
+        axes.plot([p[0] for p in front], [p[1] for p in front], color="C0", alpha=0.6, zorder=2)
+    axes.axhline(max_drop, color="C3", linestyle="--", linewidth=1, label=f"budget {max_drop:g} dB")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("Y-PSNR drop vs FP32 PyTorch (dB)")
+    axes.set_title(title, fontsize=10)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    with atomic_path(path, force=force) as tmp:
+        figure.savefig(tmp, format="png")
+    plt.close(figure)
+    return path

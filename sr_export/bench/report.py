@@ -224,3 +224,12 @@ def _html(header: list[str], rows: list[list[str]], figures: list[tuple[str, Pat
     parts += ["<h2>Conditions</h2>", "<ul>"] + [f"<li>{esc(line)}</li>" for line in conditions]
     parts += ["</ul>", "</body></html>", ""]
     return "\n".join(parts)
+
+
+def write_tune_report(header: list[str], rows: list[list[str]], chart: Path | None, conditions: list[str],
+                      out_dir: Path, *, title: str) -> list[Path]:
+    """``sr-bench tune``'s table and front as report.md and a self-contained report.html in ``out_dir``."""
+    figures = [("Quality drop against latency (the Pareto front joined)", chart)] if chart else []
+    markdown = _markdown(header, rows, figures, conditions).replace("# sr-bench report", f"# {title}", 1)
+    page = _html(header, rows, figures, conditions).replace("sr-bench report", html.escape(title))
+    return [write_text_atomic(out_dir / "report.md", markdown), write_text_atomic(out_dir / "report.html", page)]

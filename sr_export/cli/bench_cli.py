@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sr_export import __version__
-from sr_export.cli import common, harness_cli, int8_cli
+from sr_export.cli import common, harness_cli, int8_cli, tune_cli
 from sr_export.core.errors import CheckFailed, SrExportError
 
 DEFAULT_OUT_DIR = Path("sr-bench-out")
@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     speed.set_defaults(handler=cmd_speed)
 
     int8_cli.add_int8_report_parser(commands)
+    tune_cli.add_tune_parser(commands)
     return parser
 
 
