@@ -380,16 +380,17 @@ def tune(
 ) -> TuneResult:
     """The fastest artifact for ``target``'s device within ``max_drop`` dB of the FP32 model's Y-PSNR on
     ``dataset``, found by building, proving, evaluating and timing every candidate (every shipped profile for
-    that device, or ``candidates``; INT8 ones once per recipe in ``recipes``, fixed-size ones once per tile in
+    that device, or ``candidates``; INT8 ones once per recipe in ``recipes``, default the profile's own, ``default``
+    and ``mixed``; fixed-size ones once per tile in
     ``tiles``). Returns the table (``outcomes``, with the Pareto front marked) and ``choice``; the timed
     candidates are stored in the history unless ``store`` is false. Copy the choice with
     :func:`sr_export.bench.tune.copy_choice`."""
-    from sr_export.bench.tune import DEFAULT_RECIPES, candidates_for
+    from sr_export.bench.tune import candidates_for
     from sr_export.bench.tune import tune as search
 
     anchor = load_target(target)
     profiles = [load_target(c) for c in candidates] if candidates else None
-    chosen = candidates_for(anchor, profiles=profiles, recipes=tuple(recipes) if recipes is not None else DEFAULT_RECIPES,
+    chosen = candidates_for(anchor, profiles=profiles, recipes=tuple(recipes) if recipes is not None else None,
                             tiles=[as_size(t) for t in tiles or ()])
     return search(model, anchor, Path(output), weights=weights, scale=scale, max_drop=max_drop, dataset=dataset,
                   sizes=[as_size(s) for s in sizes] if sizes else None, warmup=warmup, runs=runs, candidates=chosen,

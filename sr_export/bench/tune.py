@@ -107,10 +107,11 @@ def same_device(a: TargetProfile, b: TargetProfile) -> bool:
 
 
 def candidates_for(anchor: TargetProfile, *, profiles: Sequence[TargetProfile] | None = None,
-                   recipes: Sequence[str] = DEFAULT_RECIPES, tiles: Sequence[tuple[int, int]] = ()) -> list[Candidate]:
+                   recipes: Sequence[str] | None = None, tiles: Sequence[tuple[int, int]] = ()) -> list[Candidate]:
     """What to try on ``anchor``'s device: ``profiles`` (default: every shipped profile that runs where
     ``anchor`` runs) that this installation can build and time, each INT8 one once per recipe (where its
-    runtime takes a recipe) and each fixed-size one once per tile size; duplicates once."""
+    runtime takes one; ``recipes``, default the profile's own then ``DEFAULT_RECIPES``) and each fixed-size one
+    once per tile size; duplicates once."""
     from sr_export.targets.profiles import available_profiles, load_target
 
     if profiles is None:
@@ -128,7 +129,7 @@ def candidates_for(anchor: TargetProfile, *, profiles: Sequence[TargetProfile] |
     return found
 
 
-def _variants(profile: TargetProfile, anchor: TargetProfile, recipes: Sequence[str],
+def _variants(profile: TargetProfile, anchor: TargetProfile, recipes: Sequence[str] | None,
               tiles: Sequence[tuple[int, int]]) -> list[Candidate]:
     from sr_export.runtimes.registry import get_runtime, runtime_names
 
@@ -139,8 +140,12 @@ def _variants(profile: TargetProfile, anchor: TargetProfile, recipes: Sequence[s
         return []  # the device runner cannot time it, or this installation cannot build it
     profile = replace(profile, access=anchor.access, threads=anchor.threads)
     takes_recipe = "calibration" in getattr(runtime.options, "__dataclass_fields__", {})
-    chosen_recipes: Sequence[str | None] = recipes if profile.precision == "int8" and takes_recipe and recipes \
-        else [None]
+    chosen_recipes: Sequence[str | None] = [None]
+    if profile.precision == "int8" and takes_recipe:
+        # The profile's own recipe (OpenVINO's accuracy control, say) first, then the ones asked for.
+        own = profile.options.get("calibration")
+        wanted = recipes if recipes is not None else [*([str(own)] if own else []), *DEFAULT_RECIPES]
+        chosen_recipes = list(dict.fromkeys(wanted)) or [None]
     # Tile variants are ranked by the side-by-side timing, which only this machine has.
     sizes: Sequence[tuple[int, int] | None] = tiles if runtime.fixed_size and tiles and not anchor.access.is_remote \
         else [None]

@@ -26,7 +26,8 @@ def add_tune_parser(commands: Any) -> None:
     tune.add_argument("--candidates", type=common.name_list, metavar="A,B",
                       help="only these profiles (names or .toml paths) instead of every one for the device")
     tune.add_argument("--recipes", type=common.name_list, metavar="A,B", default=None,
-                      help="INT8 calibration recipes to try on each INT8 candidate (default: default,mixed)")
+                      help="INT8 calibration recipes to try on each INT8 candidate (default: the profile's own, "
+                      "default and mixed)")
     tune.add_argument("--tiles", type=common.sizes_argument, metavar="HxW,...", default=None,
                       help="tile sizes to try for fixed-size runtimes (TFLite; default: the timing size only)")
     tune.add_argument("--max-drop", type=float, default=0.10, metavar="DB",
