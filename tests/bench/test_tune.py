@@ -82,3 +82,28 @@ def test_a_small_tune_chooses_the_fastest_candidate_within_budget_and_stores_eve
     copied = tmp_path / "out" / Path(chosen["artifact"]).name
     assert any("chosen by sr-bench tune" in note for note in read_metadata(copied).notes)
     assert (tmp_path / "out" / "pareto.png").stat().st_size > 0 and (tmp_path / "out" / "report.html").is_file()
+
+
+def test_on_an_ssh_device_each_candidate_is_timed_there(sr_bench, ssh_server, set5_crops, tmp_path) -> None:
+    import sys
+
+    device = tmp_path / "board"
+    device.mkdir()
+    profile = tmp_path / "board.toml"
+    profile.write_text(
+        'name = "board"\nbackend = "onnxruntime"\n[bench]\ninput_sizes = ["24x24"]\nwarmup = 1\nruns = 2\n'
+        f'[device]\nkind = "ssh"\nhost = {json.dumps(ssh_server.alias)}\nssh_config = {json.dumps(str(ssh_server.config))}\n'
+        f"workdir = {json.dumps(str(device))}\npython = {json.dumps(sys.executable)}\nconnect_timeout_s = 5\n")
+    db = tmp_path / "history.sqlite"
+    result = sr_bench("--db", db, "tune", "--model", "imdn", "--scale", "2", "--weights", "official",
+                      "--target", profile, "--candidates", "cpu", "--dataset", set5_crops, "-o", tmp_path / "out",
+                      "--json", tmp_path / "tune.json")
+    assert result.code == 0, result.err
+    tune = json.loads((tmp_path / "tune.json").read_text())
+    assert tune["device"] == ssh_server.alias and tune["choice"] == "cpu"
+    from sr_export.bench.history import open_history
+
+    with open_history(db, create=False) as history:
+        (run,) = history.runs()
+    assert run.conditions["where"] == ssh_server.alias and run.median_ms((24, 24)) > 0
+    assert not list(device.iterdir())  # the device's working folder is cleaned up
