@@ -306,11 +306,8 @@ def prepare_run(
     profile says, prove, evaluate on the suite's dataset (once per artifact)."""
     from sr_export.bench.build import BuildRequest, BuildStopped, build
     from sr_export.bench.evaluate import evaluate
-    from sr_export.bench.profile import profile_model
     from sr_export.bench.sample import render_sample
     from sr_export.data.datasets import load_dataset
-    from sr_export.export.onnx import ExportOptions, save_export
-    from sr_export.models.loader import ModelRequest, load_model
     from sr_export.runtimes.open import open_runner
 
     device_runtime(profile)
@@ -319,17 +316,7 @@ def prepare_run(
     timing = suite.timing(profile)
     cache = cache if cache is not None else {}
     label = f"{entry.model} x{entry.scale or '?'}"
-    if entry not in cache:  # a model is loaded, exported and profiled once for all targets
-        step(f"{label}: loading")
-        model = load_model(ModelRequest(entry.model, scale=entry.scale, weights=entry.weights))
-        step(f"{model.info.name} x{model.info.scale}: exporting to ONNX")
-        named = f"{model.info.name} x{model.info.scale}"
-        onnx_artifact = save_export(model, ExportOptions(exporter=exporter, timeout=export_timeout), out_dir,
-                                    say=lambda text: step(f"{named}: {text}"))
-        step(f"{model.info.name} x{model.info.scale}: profiling")
-        complexity = profile_model(model, (1, model.info.in_channels, *suite.profile_input[1:]),
-                                   onnx_model=onnx_artifact.path)
-        cache[entry] = (model, onnx_artifact, complexity)
+    load_and_export(entry, suite, out_dir, step, exporter=exporter, export_timeout=export_timeout, cache=cache)
     model, onnx_artifact, complexity = cache[entry]
     info = model.info
     label = f"{info.name} x{info.scale}"
@@ -371,10 +358,33 @@ def prepare_run(
                        sample)
 
 
+def load_and_export(entry: SuiteModel, suite: Suite, out_dir: Path, step: Callable[[str], None], *,
+                    exporter: str = "auto", export_timeout: float | None = DEFAULT_EXPORT_TIMEOUT_S,
+                    cache: dict[Any, Any]) -> tuple[Any, Artifact, Any]:
+    """The model, its ONNX export and its complexity profile, made once per model into ``cache``."""
+    from sr_export.bench.profile import profile_model
+    from sr_export.export.onnx import ExportOptions, save_export
+    from sr_export.models.loader import ModelRequest, load_model
+
+    label = f"{entry.model} x{entry.scale or '?'}"
+    if entry not in cache:  # a model is loaded, exported and profiled once for all targets
+        step(f"{label}: loading")
+        model = load_model(ModelRequest(entry.model, scale=entry.scale, weights=entry.weights))
+        step(f"{model.info.name} x{model.info.scale}: exporting to ONNX")
+        named = f"{model.info.name} x{model.info.scale}"
+        onnx_artifact = save_export(model, ExportOptions(exporter=exporter, timeout=export_timeout), out_dir,
+                                    say=lambda text: step(f"{named}: {text}"))
+        step(f"{model.info.name} x{model.info.scale}: profiling")
+        complexity = profile_model(model, (1, model.info.in_channels, *suite.profile_input[1:]),
+                                   onnx_model=onnx_artifact.path)
+        cache[entry] = (model, onnx_artifact, complexity)
+    return cache[entry]
+
+
 def time_on_device(prepared: PreparedRun, suite: Suite, step: Callable[[str], None], *, batch: str = "",
-                   local_work: Any = None) -> SuiteRow:
+                   local_work: Any = None, eager: bool = True) -> SuiteRow:
     """Time a prepared run with the device runner (this machine or the profile's SSH device); the row and the
-    history record."""
+    history record. ``eager``: also time PyTorch eager beside a local target (the row's speedup)."""
     import datetime
 
     from sr_export.bench.remote import run_on_device
@@ -399,7 +409,7 @@ def time_on_device(prepared: PreparedRun, suite: Suite, step: Callable[[str], No
     target_ms = result["sizes"][0]["inference"]["median_ms"]
     speed: dict[str, Any] = {target_label(profile): {"median_ms": target_ms, **result["sizes"][0]}}
     speedup = None
-    if not profile.access.is_remote:
+    if eager and not profile.access.is_remote:
         step(f"{label}: timing PyTorch eager for comparison")
         eager = measure({"pytorch": PyTorchRunner(model, timing.threads)}, info, [first_size],
                         warmup=min(timing.warmup, 1), runs=timing.runs, threads=timing.threads)

@@ -201,6 +201,8 @@ def tune(
     ``store`` is false. ``on_start(total)`` and ``advance()`` (once per candidate proven) report progress."""
     import uuid
 
+    from sr_export.bench.suite import load_and_export
+
     say = say or (lambda _text: None)
     advance = advance or (lambda: None)
     if max_drop < 0:
@@ -218,6 +220,8 @@ def tune(
     work.mkdir(parents=True, exist_ok=True)
     batch = uuid.uuid4().hex[:12]
     cache: dict[Any, Any] = {}
+    # The model is the user's, not a candidate's: a bad name or checkpoint stops here, in one line.
+    load_and_export(entry, suite, work, say, cache=cache)
     outcomes = [Outcome(c.name, c.effective_profile().name, c.profile.backend, c.profile.precision, "not reached")
                 for c in chosen]
     prepared: dict[int, PreparedRun] = {}
@@ -310,7 +314,7 @@ def _time(prepared: Mapping[int, PreparedRun], outcomes: list[Outcome], suite: S
 
     for index, run in prepared.items():
         row = time_on_device(run, suite, lambda text, name=outcomes[index].candidate: say(f"{name}: {text}"),
-                             batch=batch)
+                             batch=batch, eager=False)  # the candidates are compared with each other
         outcomes[index].device_ms = {f"{s['input_hw'][0]}x{s['input_hw'][1]}": float(s["inference"]["median_ms"])
                                      for s in row.record.sizes} if row.record else {}
         if store and row.record is not None:

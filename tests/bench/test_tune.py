@@ -58,13 +58,13 @@ def test_a_small_tune_chooses_the_fastest_candidate_within_budget_and_stores_eve
                                                                                              tmp_path) -> None:
     db = tmp_path / "history.sqlite"
     result = sr_bench("--db", db, "tune", "--model", "imdn", "--scale", "2", "--weights", "official",
-                      "--candidates", "cpu,cpu-int8,tflite", "--recipes", "default", "--max-drop", "0.1",
+                      "--candidates", "cpu,cpu-int8,openvino-cpu", "--recipes", "default", "--max-drop", "0.1",
                       "--dataset", set5_crops, "--sizes", "32x32", "--runs", "2", "--warmup", "1",
                       "-o", tmp_path / "out", "--json", tmp_path / "tune.json")
     assert result.code == 0, result.err
     tune = json.loads((tmp_path / "tune.json").read_text())
     rows = {row["candidate"]: row for row in tune["candidates"]}
-    assert set(rows) == {"cpu", "cpu-int8 (recipe default)", "tflite"}
+    assert set(rows) == {"cpu", "cpu-int8 (recipe default)", "openvino-cpu"}
     assert rows["cpu"]["drop_db"] == pytest.approx(0.0, abs=0.01)  # ONNX Runtime FP32 is the model
     over = [row for row in rows.values() if row["status"] == "over budget"]
     assert over and all(row["drop_db"] > 0.1 and row["median_ms"] is None for row in over)  # not timed

@@ -37,7 +37,7 @@ SMALL_SUITE_SIZES = "48x48"  # for suite runs (the default suite times 256x256)
 NEEDS = re.compile(r"\[needs: ([a-z-]+)\]")
 PLAN_PLACEHOLDER = "NAME,NAME,..."
 SUGGESTED_PLAN = re.compile(r"suggested plan: --keep-float (\S+)")
-BENCH_SUBCOMMANDS = ("history", "compare", "gate", "report", "profile", "eval", "speed", "int8-report")
+BENCH_SUBCOMMANDS = ("history", "compare", "gate", "report", "profile", "eval", "speed", "int8-report", "tune")
 
 # Which test module runs which README sections (the heading a block is under); every section with commands
 # belongs to one group, and test_readme_commands checks that none is left out.
@@ -52,6 +52,7 @@ GROUPS = {
     "board_runtime": ("The runtime the board has (`--for-runtime`)",),
     "openvino": ("OpenVINO",),
     "executorch": ("ExecuTorch (`--target executorch-xnnpack`)",),
+    "tune": ("Choosing what to ship (`sr-bench tune`)",),
 }
 # Python environments a README line names under ~, as the side environments the tests make (tests/side_envs.py).
 USERS_VENVS = {"venvs/tflite214": "tflite-runtime-2.14"}
