@@ -66,16 +66,18 @@ def main() -> None:
                            "fp32_ms": round(speed.timings[0].median_s * 1e3, 1),
                            "int8_ms": round(speed.timings[1].median_s * 1e3, 1),
                            "float_nodes": len(details["float_nodes"]),
-                           "float_tensors": len(details.get("float_tensors", {}))}
+                           "float_tensors": len(details.get("float_tensors", {})),
+                           "finetune_minutes": round(details["finetuned"]["minutes"], 1) if "finetuned" in details
+                           else None}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     print("| model | recipe | flavour | FP32 Y-PSNR | INT8 Y-PSNR | drop | FP32 ms | INT8 ms | FP32/INT8 | float nodes "
-          "| float tensors |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| float tensors | fine-tuning min |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['recipe']} | {r['flavour']} | {r['fp32_psnr_y']:.3f} | {r['int8_psnr_y']:.3f} | "
               f"{r['drop_db']:.3f} | {r['fp32_ms']} | {r['int8_ms']} | {r['speed_ratio_fp32_over_int8']:.2f}x | "
-              f"{r['float_nodes']} | {r['float_tensors']} |")
+              f"{r['float_nodes']} | {r['float_tensors']} | {r['finetune_minutes'] or '-'} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 
