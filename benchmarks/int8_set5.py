@@ -52,7 +52,7 @@ def main() -> None:
                 check_no_overlap(recipe, [args.dataset], 4)
                 statistics = artifact_statistics(float_artifact, recipe, load_float_proto(float_artifact))
                 for flavour in args.flavours.split(","):
-                    out = Path(tmp) / f"{name}_{recipe_name}_{flavour}.onnx"
+                    out = Path(tmp) / f"{name}_{Path(recipe_name).stem}_{flavour}.onnx"
                     int8 = quantize_onnx(float_artifact, recipe, flavour=flavour, output=out, statistics=statistics)
                     int8_runner = open_runner(int8)
                     details = json.loads(_details(out))
@@ -60,7 +60,7 @@ def main() -> None:
                     speed = measure({"fp32": float_runner, "int8": int8_runner}, model.info,
                                     [(args.speed_size, args.speed_size)], runs=args.runs)
                     ratio = speed.speedup("int8", "fp32", (args.speed_size, args.speed_size))
-                    row = {"model": f"{name} x4", "recipe": recipe_name, "flavour": flavour,
+                    row = {"model": f"{name} x4", "recipe": recipe.name, "flavour": flavour,
                            "fp32_psnr_y": round(float_psnr, 3), "int8_psnr_y": round(int8_psnr, 3),
                            "drop_db": round(float_psnr - int8_psnr, 3), "speed_ratio_fp32_over_int8": round(ratio, 3),
                            "fp32_ms": round(speed.timings[0].median_s * 1e3, 1),
