@@ -152,7 +152,10 @@ def finetune(
 
     from sr_export.quantize.onnx_torch import build_graph_module
 
+    # One intra-op thread: the many small ops of a fake-quant graph make OpenMP's barriers spin, and on cores
+    # shared with other work 2 threads measured 4-10 s a step against 1.3-1.7 s for 1 (E-RFDN / IMDN x4, 2 cores).
     threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
         teacher = build_graph_module(float_proto, trainable=False)
         student = build_graph_module(qdq_proto, float_proto)
