@@ -67,19 +67,27 @@ def main() -> None:
                            "int8_ms": round(speed.timings[1].median_s * 1e3, 1),
                            "float_nodes": len(details["float_nodes"]),
                            "float_tensors": len(details.get("float_tensors", {})),
-                           "finetune_minutes": round(details["finetuned"]["minutes"], 1) if "finetuned" in details
-                           else None}
+                           **_finetune_columns(details.get("finetuned"))}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     print("| model | recipe | flavour | FP32 Y-PSNR | INT8 Y-PSNR | drop | FP32 ms | INT8 ms | FP32/INT8 | float nodes "
-          "| float tensors | fine-tuning min |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| float tensors | fine-tuning min | calibration L1 before -> after |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['recipe']} | {r['flavour']} | {r['fp32_psnr_y']:.3f} | {r['int8_psnr_y']:.3f} | "
               f"{r['drop_db']:.3f} | {r['fp32_ms']} | {r['int8_ms']} | {r['speed_ratio_fp32_over_int8']:.2f}x | "
-              f"{r['float_nodes']} | {r['float_tensors']} | {r['finetune_minutes'] or '-'} |")
+              f"{r['float_nodes']} | {r['float_tensors']} | {r['finetune_minutes'] or '-'} | "
+              + (f"{r['calib_loss_before']:.5f} -> {r['calib_loss_after']:.5f} |" if r["calib_loss_after"] else "- |"))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+def _finetune_columns(record: dict | None) -> dict:
+    """Fine-tuning minutes and the distillation loss (on calibration patches) before and after, if it ran."""
+    if record is None:
+        return {"finetune_minutes": None, "calib_loss_before": None, "calib_loss_after": None}
+    return {"finetune_minutes": round(record["minutes"], 1), "calib_loss_before": round(record["loss_before"], 6),
+            "calib_loss_after": round(record["loss_after"], 6)}
 
 
 def _details(path: Path) -> str:
