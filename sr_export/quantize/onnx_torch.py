@@ -147,7 +147,7 @@ def _op_table() -> dict[str, Callable[..., Any]]:
         "DepthToSpace": lambda a, x: _depth_to_space(x, a),
         "ReduceMean": lambda a, x, axes=None: _reduce_mean(x, axes, a),
         "Clip": lambda a, x, low=None, high=None: torch.clamp(x, low, high),
-        "Shape": lambda a, x: torch.tensor(x.shape, dtype=torch.int64),
+        "Shape": lambda a, x: torch.tensor(x.shape[a.get("start", 0):a.get("end", len(x.shape))], dtype=torch.int64),
         "Gather": lambda a, x, i: torch.index_select(x, int(a.get("axis", 0)), i.reshape(-1)).reshape(
             x.shape[: int(a.get("axis", 0))] + i.shape + x.shape[int(a.get("axis", 0)) + 1:]),
         "Unsqueeze": lambda a, x, axes=None: x.reshape(
