@@ -5,7 +5,7 @@ drop, and the FP32/INT8 latency ratio measured side by side in this process,
 for each recipe and QDQ flavour (ONNX Runtime, and the TensorRT QDQ run in
 ONNX Runtime). Calibration never sees Set5 (checked by content).
 
-    python benchmarks/int8_set5.py [--models erfdn,imdn] [--recipes default,mixed] [--exporter legacy|dynamo]
+    python benchmarks/int8_set5.py [--models erfdn,imdn] [--recipes default,mixed,qat,path/to.toml] [--exporter legacy|dynamo]
                                    [--json out.json]
 """
 
