@@ -44,8 +44,9 @@ class FinetuneResult:
     cached: bool = False
 
     def summary(self) -> dict[str, Any]:
+        """What an artifact records: the same whether this build trained or read the cache (no ``cached``)."""
         return {"steps": self.steps, "minutes": round(self.minutes, 2), "loss_before": self.loss_before,
-                "loss_after": self.loss_after, "cached": self.cached}
+                "loss_after": self.loss_after}
 
 
 def _crops(patches: Any, size: int, count: int, generator: Any) -> Any:

@@ -78,19 +78,27 @@ def test_distillation_lowers_the_fake_quant_students_loss(erfdn_float, tmp_path:
     assert changed, "no weight moved"
 
 
-def test_the_qat_recipe_records_the_fine_tuning_and_reuses_its_cache(erfdn_float, tmp_path: Path) -> None:
+def test_the_qat_recipe_records_the_fine_tuning_and_reuses_its_cache(
+    erfdn_float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sr_export.quantize import finetune as finetune_module
     from sr_export.quantize.qdq import int8_details, quantize_onnx
 
     recipe = _recipe(tmp_path, steps=2)
     first = quantize_onnx(erfdn_float, recipe, output=tmp_path / "a.onnx")
     record = first.metadata.quantization["finetuned"]
     assert record["from_checkpoint"] == erfdn_float.metadata.weights_sha256
-    assert record["settings"]["steps"] == 2 and not record["cached"]
+    assert record["settings"]["steps"] == 2 and record["loss_before"] > 0
     assert any("fine-tuned for INT8" in note for note in first.metadata.notes)
     assert int8_details(first.path)["recipe"]["finetune"]["steps"] == 2
+
+    def no_training(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("fine-tuned again instead of reading the cache")
+
+    monkeypatch.setattr(finetune_module, "finetune", no_training)
     again = quantize_onnx(erfdn_float, recipe, output=tmp_path / "b.onnx")
-    assert again.metadata.quantization["finetuned"]["cached"]
-    # The learned steps are what the built graph carries: same bytes from the cache.
+    assert again.metadata.quantization == first.metadata.quantization
+    # The tuned weights and learned steps are what the built graph carries: the same from the cache.
     assert onnx.load(str(first.path)).graph.initializer == onnx.load(str(again.path)).graph.initializer
 
 
