@@ -5,7 +5,7 @@ drop, and the FP32/INT8 latency ratio measured side by side in this process,
 for each recipe and QDQ flavour (ONNX Runtime, and the TensorRT QDQ run in
 ONNX Runtime). Calibration never sees Set5 (checked by content).
 
-    python benchmarks/int8_set5.py [--models erfdn,imdn] [--recipes default,mixed] [--exporter legacy|dynamo]
+    python benchmarks/int8_set5.py [--models erfdn,imdn] [--recipes default,mixed,qat,path/to.toml] [--exporter legacy|dynamo]
                                    [--json out.json]
 """
 
@@ -52,7 +52,7 @@ def main() -> None:
                 check_no_overlap(recipe, [args.dataset], 4)
                 statistics = artifact_statistics(float_artifact, recipe, load_float_proto(float_artifact))
                 for flavour in args.flavours.split(","):
-                    out = Path(tmp) / f"{name}_{recipe_name}_{flavour}.onnx"
+                    out = Path(tmp) / f"{name}_{Path(recipe_name).stem}_{flavour}.onnx"
                     int8 = quantize_onnx(float_artifact, recipe, flavour=flavour, output=out, statistics=statistics)
                     int8_runner = open_runner(int8)
                     details = json.loads(_details(out))
@@ -60,24 +60,34 @@ def main() -> None:
                     speed = measure({"fp32": float_runner, "int8": int8_runner}, model.info,
                                     [(args.speed_size, args.speed_size)], runs=args.runs)
                     ratio = speed.speedup("int8", "fp32", (args.speed_size, args.speed_size))
-                    row = {"model": f"{name} x4", "recipe": recipe_name, "flavour": flavour,
+                    row = {"model": f"{name} x4", "recipe": recipe.name, "flavour": flavour,
                            "fp32_psnr_y": round(float_psnr, 3), "int8_psnr_y": round(int8_psnr, 3),
                            "drop_db": round(float_psnr - int8_psnr, 3), "speed_ratio_fp32_over_int8": round(ratio, 3),
                            "fp32_ms": round(speed.timings[0].median_s * 1e3, 1),
                            "int8_ms": round(speed.timings[1].median_s * 1e3, 1),
                            "float_nodes": len(details["float_nodes"]),
-                           "float_tensors": len(details.get("float_tensors", {}))}
+                           "float_tensors": len(details.get("float_tensors", {})),
+                           **_finetune_columns(details.get("finetuned"))}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     print("| model | recipe | flavour | FP32 Y-PSNR | INT8 Y-PSNR | drop | FP32 ms | INT8 ms | FP32/INT8 | float nodes "
-          "| float tensors |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| float tensors | fine-tuning min | calibration L1 before -> after |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['recipe']} | {r['flavour']} | {r['fp32_psnr_y']:.3f} | {r['int8_psnr_y']:.3f} | "
               f"{r['drop_db']:.3f} | {r['fp32_ms']} | {r['int8_ms']} | {r['speed_ratio_fp32_over_int8']:.2f}x | "
-              f"{r['float_nodes']} | {r['float_tensors']} |")
+              f"{r['float_nodes']} | {r['float_tensors']} | {r['finetune_minutes'] or '-'} | "
+              + (f"{r['calib_loss_before']:.5f} -> {r['calib_loss_after']:.5f} |" if r["calib_loss_after"] else "- |"))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+def _finetune_columns(record: dict | None) -> dict:
+    """Fine-tuning minutes and the distillation loss (on calibration patches) before and after, if it ran."""
+    if record is None:
+        return {"finetune_minutes": None, "calib_loss_before": None, "calib_loss_after": None}
+    return {"finetune_minutes": round(record["minutes"], 1), "calib_loss_before": round(record["loss_before"], 6),
+            "calib_loss_after": round(record["loss_after"], 6)}
 
 
 def _details(path: Path) -> str:

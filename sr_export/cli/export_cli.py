@@ -113,7 +113,8 @@ def cmd_onnx(args: argparse.Namespace) -> int:
                                allow_calibration_overlap=getattr(args, "allow_calibration_overlap", False))
     artifact = result.artifact
     for note in artifact.metadata.notes:
-        if note not in model.notes and not note.startswith(("INT8 QDQ", "float nodes", "float activations")):
+        if note not in model.notes and not note.startswith(("INT8 QDQ", "float nodes", "float activations",
+                                                                           "weights fine-tuned for INT8")):
             common.warn(console, note)
     final = result.steps[-1]
     report: dict[str, Any] = {"artifact": str(artifact.path), "metadata": artifact.metadata.to_dict()}

@@ -156,24 +156,33 @@ def quantize_onnx(
                                                 calibration=calibration)
         plan = plan.with_tensors({name: f"sensitive: +{gain:.2f} dB output PSNR in float" for name, gain in
                                   most_sensitive(sensitivity, recipe.auto_keep_float)})
+    clamp = meta.data_range if recipe.sr_aware else None
+    finetuned: dict[str, Any] = {}
+    if recipe.finetune is not None:
+        proto, statistics, finetuned = _finetuned(proto, statistics, recipe, plan, calibration, meta, flavour, say)
     say(f"building the {flavour} QDQ graph ({len(plan.float_nodes)} nodes, {len(plan.float_tensors)} tensors "
         "kept in float)")
     quantized = quantized_proto(proto, statistics, recipe, flavour=flavour, exclude=plan.names(),
-                                float_tensors=plan.tensors(),
-                                data_range=meta.data_range if recipe.sr_aware else None)
+                                float_tensors=plan.tensors(), data_range=clamp)
     notes = (*meta.notes, f"INT8 QDQ ({flavour}) from recipe {recipe.summary()}",
              f"float nodes: {', '.join(plan.names()) or 'none'}",
              f"float activations: {', '.join(plan.tensors()) or 'none'}")
+    if finetuned:
+        notes = (*notes, f"weights fine-tuned for INT8 (distilled from FP32 on calibration patches) from checkpoint "
+                         f"sha256 {finetuned['from_checkpoint']}")
     from sr_export.export.onnx_versions import lower_ir_version
     from sr_export.export.onnx_versions import requirements as onnx_requirements
 
     lower_ir_version(quantized)
     metadata = replace(meta, precision="int8", format=ONNX_QDQ.name, flavour=flavour, backend=flavour, notes=notes,
-                       runtime_requirements=onnx_requirements(quantized))
+                       runtime_requirements=onnx_requirements(quantized),
+                       quantization={**meta.quantization, "finetuned": finetuned} if finetuned else meta.quantization)
     embed_in_onnx(quantized, metadata)
     details = {"flavour": flavour, "recipe": recipe.to_dict(), "statistics_key": statistics.key,
                "calibration": calibration.identity,
                "float_nodes": dict(plan.float_nodes), "float_tensors": dict(plan.float_tensors)}
+    if finetuned:
+        details["finetuned"] = finetuned
     entry = quantized.metadata_props.add()
     entry.key, entry.value = INT8_METADATA_KEY, json.dumps(details)
     target = Path(output)
@@ -182,6 +191,34 @@ def quantize_onnx(
     with atomic_path(target) as tmp:
         onnx.save(quantized, str(tmp))
     return Artifact(target, build_stamp(metadata))
+
+
+def _finetuned(
+    proto: Any,
+    statistics: ActivationStatistics,
+    recipe: CalibrationRecipe,
+    plan: QuantPlan,
+    calibration: CalibrationSet,
+    meta: Any,
+    flavour: str,
+    say: Callable[[str], Any],
+) -> tuple[Any, ActivationStatistics, dict[str, Any]]:
+    """The recipe's quantisation-aware fine-tuning: tuned graph, its statistics, and what the metadata records."""
+    from sr_export.quantize.finetune import finetuned_graph
+
+    settings = recipe.finetune
+    assert settings is not None
+    say(f"fine-tuning the weights for INT8 against the FP32 graph ({settings.steps} steps of {settings.batch}x"
+        f"{settings.patch_size}px calibration crops; cached once done)")
+    key = onnx_calibration_key(proto, meta.weights_sha256, calibration)
+    tuned, tuned_statistics, result = finetuned_graph(proto, statistics, recipe, plan, key, calibration,
+                                                      data_range=meta.data_range,
+                                                      clamp=meta.data_range if recipe.sr_aware else None,
+                                                      flavour=flavour)
+    record = {"from_checkpoint": meta.weights_sha256 or f"initialisers {initialiser_hash(proto)[:16]}",
+              "method": "quantisation-aware fine-tuning distilled from FP32 (L1 on outputs), LSQ step sizes",
+              "settings": settings.to_dict(), **result.summary()}
+    return tuned, tuned_statistics, record
 
 
 def int8_filename(stem: str, recipe: str, flavour: str = "onnxruntime", keep_float: Sequence[str] = ()) -> str:

@@ -24,6 +24,25 @@ BUILTIN_SOURCE = "builtin"
 
 
 @dataclass(frozen=True)
+class FinetuneSettings:
+    """Quantisation-aware fine-tuning (``[finetune]``): the budget and optimiser, stated in the recipe."""
+
+    steps: int = 400  # Adam steps; the budget, with batch and patch_size
+    lr: float = 1e-4  # weights
+    scale_lr: float = 1e-3  # activation log step sizes (LSQ)
+    learn_scales: bool = True  # False: keep the percentile steps, re-calibrate on the tuned weights
+    patch_size: int = 48  # LR crop side, cut from the recipe's calibration patches
+    batch: int = 4
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+FINETUNE_KEYS = tuple(FinetuneSettings.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
 class CalibrationRecipe:
     name: str
     description: str = ""
@@ -51,6 +70,8 @@ class CalibrationRecipe:
     # calibration ones from the same images, never calibrated on (runtimes with accuracy control: OpenVINO).
     max_drop: float | None = None
     holdout: int = 0
+    # Quantisation-aware fine-tuning distilled from FP32 on the calibration patches (None: post-training only).
+    finetune: FinetuneSettings | None = None
     source: Path | None = field(default=None, compare=False)
 
     def images_path(self) -> Path | None:
@@ -84,6 +105,7 @@ class CalibrationRecipe:
         data = asdict(self)
         data["keep_float"] = list(self.keep_float)
         data["source"] = str(self.source) if self.source else None
+        data["finetune"] = self.finetune.to_dict() if self.finetune else None
         return data
 
     def summary(self) -> str:
@@ -95,6 +117,8 @@ class CalibrationRecipe:
             parts.append("SR-aware float layers")
         if self.auto_keep_float:
             parts.append(f"{self.auto_keep_float} most sensitive activations in float")
+        if self.finetune is not None:
+            parts.append(f"weights fine-tuned for INT8 ({self.finetune.steps} steps distilled from FP32)")
         if self.max_drop is not None:
             parts.append(f"at most {self.max_drop:g} dB Y-PSNR lost on {self.holdout} held-out patches")
         return f"{self.name}: " + ", ".join(parts)
@@ -126,9 +150,13 @@ def recipe_from_dict(data: dict[str, Any], source: Path | None = None) -> Calibr
     where = f" in {source}" if source else ""
     fields: dict[str, Any] = {}
     for key, value in data.items():
+        if key == "finetune" and isinstance(value, dict):
+            fields["finetune"] = _finetune_settings(value, where)
+            continue
         if isinstance(value, dict):
             if key not in _SCHEMA or key == "":
-                raise SrExportError(f"unknown table [{key}]{where}; allowed: {', '.join(k for k in _SCHEMA if k)}")
+                allowed = ", ".join([*(k for k in _SCHEMA if k), "finetune"])
+                raise SrExportError(f"unknown table [{key}]{where}; allowed: {allowed}")
             table, prefix = value, f"{key}."
         else:
             table, prefix, key = {key: value}, "", ""
@@ -139,6 +167,23 @@ def recipe_from_dict(data: dict[str, Any], source: Path | None = None) -> Calibr
             fields[_SCHEMA[key][name]] = item
     fields.setdefault("name", source.stem if source else "custom")
     return _validated(fields, where, source)
+
+
+def _finetune_settings(table: dict[str, Any], where: str) -> FinetuneSettings:
+    """``[finetune]``: integers >= 1 (seed >= 0), positive learning rates, a boolean ``learn_scales``."""
+    for name, value in table.items():
+        if name not in FINETUNE_KEYS:
+            raise SrExportError(f"unknown key 'finetune.{name}'{where}; allowed here: "
+                                + ", ".join(f"finetune.{k}" for k in FINETUNE_KEYS))
+        if name == "learn_scales":
+            if not isinstance(value, bool):
+                raise SrExportError(f"finetune.learn_scales = {value!r}{where} must be true or false")
+        elif name in ("lr", "scale_lr"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) < 1.0:
+                raise SrExportError(f"finetune.{name} = {value!r}{where} must be a number in (0, 1)")
+        elif isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "seed" else 1):
+            raise SrExportError(f"finetune.{name} = {value!r}{where} must be an integer >= {0 if name == 'seed' else 1}")
+    return FinetuneSettings(**{k: float(v) if k in ("lr", "scale_lr") else v for k, v in table.items()})
 
 
 def _validated(fields: dict[str, Any], where: str, source: Path | None) -> CalibrationRecipe:

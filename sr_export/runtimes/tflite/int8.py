@@ -68,6 +68,10 @@ class TfliteInt8Options:
                 f"recipe {recipe.name} names ONNX nodes to keep in float (keep_float / auto_keep_float), which the "
                 "tflite target cannot apply; use a recipe without them (the SR-aware layers come from --int8-scheme)"
             )
+        if recipe.finetune is not None:
+            # The tuned weights and steps live in the ONNX QDQ graph; the TFLite path converts the float model.
+            raise SrExportError(f"recipe {recipe.name} fine-tunes the weights for INT8 ([finetune]), which only the "
+                                "ONNX Runtime / TensorRT QDQ builds apply so far; use a recipe without it for tflite")
 
     @property
     def resolved_scheme(self) -> str:
