@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -335,7 +336,10 @@ def run_on_device(access: DeviceAccess, artifacts: Path | Sequence[Path], job: d
             for source, name in files:
                 (work / name).symlink_to(source.resolve())
             (work / "job.json").write_text(json.dumps(job), encoding="utf-8")
-            args = [sys.executable, str(RUNNER), str(work / "job.json")]
+            # A copy, as a device gets: run from sr_export/bench/, its modules (profile.py) would shadow the
+            # standard library's for everything the runtime imports.
+            shutil.copyfile(RUNNER, work / RUNNER.name)
+            args = [sys.executable, str(work / RUNNER.name), str(work / "job.json")]
             return _stream(args, progress, timeout, where="this machine", ssh=False, cwd=work)
     device = SshDevice(access)
     folder = f"{access.workdir.rstrip('/')}/run-{uuid.uuid4().hex[:12]}"

@@ -312,19 +312,25 @@ def _time(prepared: Mapping[int, PreparedRun], outcomes: list[Outcome], suite: S
     from sr_export.bench.history import open_history
     from sr_export.bench.suite import time_on_device
 
+    timed: dict[int, PreparedRun] = {}
     for index, run in prepared.items():
-        row = time_on_device(run, suite, lambda text, name=outcomes[index].candidate: say(f"{name}: {text}"),
-                             batch=batch, eager=False)  # the candidates are compared with each other
+        try:
+            row = time_on_device(run, suite, lambda text, name=outcomes[index].candidate: say(f"{name}: {text}"),
+                                 batch=batch, eager=False)  # the candidates are compared with each other
+        except SrExportError as exc:  # this candidate's run failed; the others are still worth timing
+            outcomes[index].status, outcomes[index].reason = "failed", f"timing: {first_line(exc)}"
+            continue
+        timed[index] = run
         outcomes[index].device_ms = {f"{s['input_hw'][0]}x{s['input_hw'][1]}": float(s["inference"]["median_ms"])
                                      for s in row.record.sizes} if row.record else {}
         if store and row.record is not None:
             with open_history(history) as stored:
                 stored.add(row.record)
         outcomes[index].median_ms = next(iter(outcomes[index].device_ms.values()), None)
-    if anchor.access.is_remote or len(prepared) < 2:
+    if anchor.access.is_remote or len(timed) < 2:
         return
-    say(f"timing {len(prepared)} candidates side by side")
-    for index, median in side_by_side(prepared, suite, anchor).items():
+    say(f"timing {len(timed)} candidates side by side")
+    for index, median in side_by_side(timed, suite, anchor).items():
         outcomes[index].median_ms = median
 
 
