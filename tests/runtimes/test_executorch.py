@@ -13,6 +13,7 @@ import json
 import shutil
 import sys
 import uuid
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import pytest
 pytest.importorskip("executorch", reason="executorch not installed (pip install 'sr-export[executorch]')")
 
 from sr_export.core.artifacts import Artifact, sidecar_path  # noqa: E402
-from sr_export.core.errors import MissingDependencyError, SrExportError, StageFailed  # noqa: E402
+from sr_export.core.errors import MissingDependencyError, SrExportError, SrExportWarning, StageFailed  # noqa: E402
 from sr_export.runtimes.executorch.runner import ExecuTorchRunner, bounds_of  # noqa: E402
 from sr_export.runtimes.open import open_artifact, open_runner  # noqa: E402
 from sr_export.runtimes.pytorch import PyTorchRunner  # noqa: E402
@@ -240,12 +241,23 @@ def test_a_users_model_builds_as_a_dynamic_program(sr_export, user_package, tmp_
     folder, name = user_package
     out = tmp_path / "tiny.pte"
     # Its pixel shuffle's reshapes have symbolic sizes, which XNNPACK does not take: said, not silent.
-    with pytest.warns(UserWarning, match=r"2 op\(s\) stay on ExecuTorch's portable kernels.*aten.view_copy x2"):
+    with pytest.warns(SrExportWarning, match=r"2 op\(s\) stay on ExecuTorch's portable kernels.*aten.view_copy x2"):
         result = sr_export("build", "--target", "executorch-xnnpack", "--model", f"{name}.archs:TinyNet",
                            "--app-dir", folder, "--scale", "2", "-o", out)
     assert result.code == 0, result.err
     meta = open_artifact(out).metadata
     assert meta.dynamic and any("portable kernels run: aten.view_copy x2" in note for note in meta.notes)
+
+
+def test_the_cli_prints_that_warning_as_one_line_and_other_libraries_warnings_as_python_does() -> None:
+    from sr_export.cli.common import one_line_warnings
+
+    with one_line_warnings():
+        ours = warnings.formatwarning("tiny x2: 2 op(s) stay on ...", SrExportWarning, "build.py", 180)
+        theirs = warnings.formatwarning("old API", DeprecationWarning, "lib.py", 3, "")
+    assert ours == "warning: tiny x2: 2 op(s) stay on ...\n"
+    assert theirs.startswith("lib.py:3: DeprecationWarning: old API")
+    assert warnings.formatwarning("x", SrExportWarning, "build.py", 1, "").startswith("build.py:1:")  # restored
 
 
 def test_shape_math_export_refuses_is_one_line_with_a_hint_and_leaves_nothing(
