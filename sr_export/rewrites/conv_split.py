@@ -80,14 +80,16 @@ class _OwnForward(fx.Tracer):
 def apply(module: nn.Module) -> int:
     """Rewrite every conv -> elementwise ops -> channel split inside ``module``'s submodules; return how many."""
     count = 0
-    for parent in list(module.modules()):
-        for name, child in list(parent._modules.items()):
-            if child is None or _library_module(child):
-                continue
-            rewritten, sites = rewrite_forward(child)
-            if sites:
-                parent._modules[name] = rewritten
-                count += sites
+    for name, child in list(module._modules.items()):
+        if child is None:
+            continue
+        count += apply(child)  # children first: a rewritten graph module must hold their rewritten forms
+        if _library_module(child) or child._forward_hooks or child._forward_pre_hooks:  # hooks would be lost
+            continue
+        rewritten, sites = rewrite_forward(child)
+        if sites:
+            module._modules[name] = rewritten
+            count += sites
     return count
 
 
@@ -156,8 +158,9 @@ def chunk_sizes(split: fx.Node, channels: int) -> list[int] | None:
         known = [size for size in how if isinstance(size, int)]
         if len(known) == len(how):
             return list(how) if sum(how) == channels else None
-        if len(known) == len(how) - 1:  # IDN's (16, h.size(1) - 16): sections sum to the channels, so it is the rest
-            return [size if isinstance(size, int) else channels - sum(known) for size in how]
+        rest = channels - sum(known)
+        if len(known) == len(how) - 1 and rest >= 0:  # IDN's (16, h.size(1) - 16): sections sum to the channels
+            return [size if isinstance(size, int) else rest for size in how]
         return None
     if not isinstance(how, int) or how <= 0:
         return None
@@ -198,6 +201,8 @@ def _is(node: fx.Node, function: Callable[..., object], method: str) -> bool:
 
 
 def _elementwise(traced: fx.GraphModule, node: fx.Node) -> bool:
+    if not (node.args and node.args[0] in node.all_input_nodes and len(node.all_input_nodes) == 1):
+        return False  # one tensor in, as the first argument: the chunk can take its place
     if node.op == "call_module":
         return type(traced.get_submodule(str(node.target))) in ELEMENTWISE_MODULES
     if node.op == "call_method":

@@ -83,6 +83,24 @@ def test_split_sizes_chunks_and_activation_chains_are_rewritten() -> None:
     assert splits_left(model) == 0
 
 
+class Nested(nn.Module):
+    """A site in the module and one in its child."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner, self.c = Distill(), nn.Conv2d(8, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = torch.split(self.c(self.inner(x)), 4, dim=1)
+        return torch.cat([b, a], dim=1)
+
+
+def test_a_site_inside_a_rewritten_module_is_rewritten_too() -> None:
+    model = rewritten_equals_original(Nested(), 2)
+    assert isinstance(model.block.c, ConvChunks) and isinstance(model.block.inner.c1, ConvChunks)
+    assert splits_left(model) == 0
+
+
 class NotRewritable(nn.Module):
     """Splits that are not of one conv's own output along channels."""
 
