@@ -2,9 +2,10 @@
 
 Official E-RFDN x4 and IMDN x4. Each runtime gets its Set5 Y-PSNR (whole
 images: the programs are dynamic), its median latency at each LR size and
-its speed relative to ONNX Runtime FP32 (all single-threaded, so the
-comparison does not depend on what else the machine runs). Not a test: the
-numbers go into benchmarks/results/executorch_set5.md.
+its speed relative to ONNX Runtime FP32 (all single-threaded; the runners
+take turns run by run, so a load that changes on a shared machine slows
+them alike). Not a test: the numbers go into
+benchmarks/results/executorch_set5.md.
 
     python benchmarks/scripts/executorch_set5.py --dataset ../shared/datasets/Set5 [--json out.json]
 """
@@ -32,16 +33,20 @@ from sr_export.runtimes.registry import get_runtime
 from sr_export.targets.profiles import parse_size
 
 
-def median_ms(runner, size: tuple[int, int], channels: int, warmup: int, runs: int) -> float:
+def median_ms(runners: dict, size: tuple[int, int], channels: int, warmup: int, runs: int) -> dict[str, float]:
+    """Median latency of each runner at ``size``. The runners take turns, run by run, so that a load that
+    changes during the measurement (a shared machine) slows them alike and the ratios stay fair."""
     batch = np.random.default_rng(0).uniform(0, 255, (1, channels, *size)).astype(np.float32)
-    for _ in range(warmup):
-        runner.infer(batch)
-    times = []
+    for runner in runners.values():
+        for _ in range(warmup):
+            runner.infer(batch)
+    times: dict[str, list[float]] = {label: [] for label in runners}
     for _ in range(runs):
-        started = time.perf_counter()
-        runner.infer(batch)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+        for label, runner in runners.items():
+            started = time.perf_counter()
+            runner.infer(batch)
+            times[label].append(time.perf_counter() - started)
+    return {label: statistics.median(values) * 1000 for label, values in times.items()}
 
 
 def measure(name: str, dataset: Path, sizes: list[tuple[int, int]], folder: Path, runs: int) -> list[dict]:
@@ -55,11 +60,12 @@ def measure(name: str, dataset: Path, sizes: list[tuple[int, int]], folder: Path
             model, folder, precision="int8", calibration=CalibrationSet(load_recipe("default"), model.info)),
             threads=1),
     }
+    latency = {f"{h}x{w}": median_ms(runners, (h, w), model.info.in_channels, 2, runs) for h, w in sizes}
     rows = []
     for label, runner in runners.items():
         score = evaluate(runner, model.info, pairs, dataset=str(dataset)).mean.psnr_y
-        latency = {f"{h}x{w}": round(median_ms(runner, (h, w), model.info.in_channels, 2, runs), 1) for h, w in sizes}
-        rows.append({"model": f"{name} x4", "runtime": label, "set5_y_psnr": round(score, 3), "median_ms": latency})
+        rows.append({"model": f"{name} x4", "runtime": label, "set5_y_psnr": round(score, 3),
+                     "median_ms": {size: round(by_runner[label], 1) for size, by_runner in latency.items()}})
     base = rows[0]
     for row in rows:
         row["speed_vs_ort_fp32"] = {k: round(base["median_ms"][k] / v, 2) for k, v in row["median_ms"].items()}

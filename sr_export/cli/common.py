@@ -7,18 +7,20 @@ for torch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from sr_export.core.errors import SrExportError
+from sr_export.core.errors import SrExportError, SrExportWarning
 from sr_export.export.budget import MAX_EXPORT_TIMEOUT_S
 
 if TYPE_CHECKING:
@@ -336,7 +338,8 @@ def run(build_parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str]
         except SystemExit as exit_:  # a usage error (its one line printed), --help, --version: a status, as below
             return exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 2
         check_named_outputs(args)
-        return args.handler(args)
+        with one_line_warnings():
+            return args.handler(args)
     except SystemExit:
         raise
     except BaseException as exc:  # noqa: BLE001 - every failure ends as one line and a status
@@ -346,6 +349,29 @@ def run(build_parser: Callable[[], argparse.ArgumentParser], argv: Sequence[str]
             traceback.print_exception(shown)
         _print_error(message)
         return code
+
+
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """sr-export's own warnings (:class:`SrExportWarning`) print as ``warning: ...``, one line like :func:`warn`'s,
+    not as Python's ``file:line: UserWarning`` plus a source line; other libraries' warnings keep Python's format.
+
+    Only the text changes (``warnings.formatwarning``): a caller that records warnings instead of printing them
+    (``pytest.warns``) still gets the warning object itself.
+    """
+    original = warnings.formatwarning
+
+    def formatted(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  line: str | None = None) -> str:
+        if issubclass(category, SrExportWarning):
+            return f"warning: {message}\n"
+        return original(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatted
+    try:
+        yield
+    finally:
+        warnings.formatwarning = original
 
 
 # Options that name a file a command writes at its end: checked before any work.

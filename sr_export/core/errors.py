@@ -22,6 +22,15 @@ class SrExportError(Exception):
     exit_code = 2
 
 
+class SrExportWarning(UserWarning):
+    """Something a user should know that does not stop the work (a slower path taken, a partial result).
+
+    The command-line tools print it as one ``warning: ...`` line, like their
+    other warnings; code that records warnings (``pytest.warns``,
+    ``warnings.catch_warnings(record=True)``) gets it as any other warning.
+    """
+
+
 class MissingDependencyError(SrExportError):
     """An optional backend package is not installed."""
 

@@ -39,6 +39,11 @@ REWRITES: dict[str, Rewrite] = {
         frozenset({"tflite"}),
         "transposed convs with output_padding as zero-padded kernels",
     ),
+    "conv-split": Rewrite(
+        "sr_export.rewrites.conv_split:apply",
+        frozenset({"executorch"}),
+        "a conv whose output is split along channels as one conv per chunk (no split op)",
+    ),
     "transposed-conv-crop": Rewrite(
         "sr_export.rewrites.transposed_conv_crop:apply",
         frozenset({"tflite"}),

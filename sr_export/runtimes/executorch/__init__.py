@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sr_export.core.artifacts import Artifact, ArtifactMetadata
-from sr_export.core.errors import SrExportError
+from sr_export.core.errors import SrExportError, SrExportWarning
 from sr_export.core.sizes import Size
 from sr_export.runtimes.base import DeviceSession, Runner, Runtime
 from sr_export.runtimes.executorch.options import PRECISIONS, ExecuTorchRuntimeOptions
@@ -82,7 +82,7 @@ class ExecuTorchRuntime(Runtime):
         lowered = lower_module(module, sample, bounds)
         warning = lowered.ops.warning()
         if warning:
-            warnings.warn(f"{info.name} x{info.scale}: {warning}", stacklevel=2)
+            warnings.warn(f"{info.name} x{info.scale}: {warning}", SrExportWarning, stacklevel=2)
         if shape is not None:
             dims: tuple[int | str, ...] = (1, info.in_channels, *shape)
         else:

@@ -18,9 +18,10 @@ class ExecuTorchRuntimeOptions:
 
     min_side: int = DEFAULT_MIN_SIDE  # smallest LR height / width the dynamic program takes
     max_side: int = DEFAULT_MAX_SIDE  # largest; ExecuTorch plans its memory for this size
-    # The SR-aware rewrites of sr_export.rewrites registered for "executorch". None is today: what XNNPACK
-    # leaves of the zoo (channel splits, which it has no kernel for; reshapes and resizes of dynamic sizes)
-    # is not what the existing rewrites change.
+    # The SR-aware rewrites of sr_export.rewrites registered for "executorch": conv-split (XNNPACK has no
+    # split kernel, so IMDN's and IDN's channel splits would run on portable kernels and cut each block into
+    # several partitions). What stays portable is the pixel shuffle's two reshapes of symbolic sizes; as
+    # depth-to-space (pixel-shuffle-dcr) they stay symbolic, and as a transposed conv XNNPACK runs it slower.
     rewrite: bool = True
     calibration: str = "default"  # INT8: a recipe name in calibration/ or a path to one
     keep_float: tuple[str, ...] = ()  # INT8: more module names (dotted, as in the model) kept in float
