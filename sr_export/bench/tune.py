@@ -13,7 +13,10 @@ timed side by side in one process, interleaved, and that is what ranks them.
 
 The choice is the fastest candidate within the budget, which is always on the
 Pareto front of drop against latency. A search cut short (Ctrl-C) keeps what it
-measured and makes no choice.
+measured and makes no choice. What a candidate's build, proof and evaluation
+found is kept (``$SR_EXPORT_CACHE/tune``, keyed by everything they depend on
+and checked against its files' hashes), so a second tune on the same inputs
+only times again.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class Outcome:
     median_ms: float | None = None  # at the first size: side by side on this machine, else the device's run
     device_ms: dict[str, float] = field(default_factory=dict)  # the device runner's median per size
     on_front: bool = False
+    reused: bool = False  # built, proven and evaluated by an earlier tune (its files unchanged); timed anew
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -268,9 +272,16 @@ def _prepare(candidate: Candidate, suite: Suite, work: Path, say: Say, cache: di
     profile = candidate.effective_profile()
     plan = replace(suite, speed_sizes=(candidate.tile,) + tuple(s for s in suite.speed_sizes or () if s != candidate.tile)) \
         if candidate.tile else suite
+    key = candidate_key(candidate, plan, cache[suite.models[0]][0])
+    run = reused_run(key, suite.models[0], plan, profile, cache)
+    if run is not None:
+        outcome.reused = True
+        say(f"{candidate.name}: proven and evaluated by an earlier tune (files unchanged)")
     try:
-        run = prepare_run(suite.models[0], plan, profile, work, lambda text: say(f"{candidate.name}: {text}"),
-                          cache=cache)
+        if run is None:
+            run = prepare_run(suite.models[0], plan, profile, work, lambda text: say(f"{candidate.name}: {text}"),
+                              cache=cache)
+            remember_run(key, run)
     except CheckFailed as exc:
         outcome.status, outcome.reason = "failed", f"check: {first_line(exc)}"
         return None
@@ -353,6 +364,90 @@ def side_by_side(prepared: Mapping[int, PreparedRun], suite: Suite, anchor: Targ
         for runner in runners.values():
             runner.deactivate()
     return {int(t.runner): t.median_s * 1e3 for t in report.timings}
+
+
+# --- what an earlier tune proved -------------------------------------------------------------------------
+
+
+def candidate_key(candidate: Candidate, suite: Suite, model: Any) -> str:
+    """What a candidate's build, proof and evaluation depend on: sr-export's version, the model and its weights,
+    the runtime, precision and options, the sizes its files are built at, and the dataset's files."""
+    import hashlib
+    import json
+
+    from sr_export import __version__
+
+    profile = candidate.effective_profile()
+    described = {
+        "tool": __version__, "model": model.info.name, "scale": model.info.scale,
+        "weights": model.weights_sha256, "request": model.request.to_dict(),
+        "backend": profile.backend, "precision": profile.precision,
+        "options": repr(sorted(profile.options.items())),
+        # Fixed-size runtimes build one file per timed size; other files do not depend on the sizes.
+        "sizes": [list(s) for s in suite.timing(profile).sizes] if profile.require_backend().fixed_size else None,
+        "dataset": _dataset_identity(suite.dataset),
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _dataset_identity(dataset: str) -> Any:
+    folder = Path(dataset)
+    if not folder.is_dir():
+        return dataset
+    return sorted((str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in folder.rglob("*") if p.is_file())
+
+
+def remember_run(key: str, run: PreparedRun) -> None:
+    """Keep what proving and evaluating ``run`` found, with its files' hashes (the model stays out)."""
+    import pickle
+
+    from sr_export.bench.suite import artifact_files
+    from sr_export.core.cache import tune_cache_dir
+    from sr_export.core.io import atomic_path
+
+    files = {str(path): _file_hash(path) for b in run.built if b.artifact is not None
+             for path in artifact_files(b.artifact)}
+    record = {"built": run.built, "proof": run.proof, "quality": run.quality, "sample": run.sample, "files": files}
+    folder = tune_cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / f"{key}.pickle", force=True) as tmp:
+        tmp.write_bytes(pickle.dumps(record))
+
+
+def reused_run(key: str, entry: SuiteModel, suite: Suite, profile: TargetProfile,
+               cache: dict[Any, Any]) -> PreparedRun | None:
+    """The run an earlier tune proved and evaluated, if every file it built is still there, unchanged."""
+    import pickle
+
+    from sr_export.core.cache import tune_cache_dir
+
+    path = tune_cache_dir() / f"{key}.pickle"
+    try:
+        record = pickle.loads(path.read_bytes())  # sr-export's own cache, written by remember_run
+        files = record["files"]
+        if not files or any(_file_hash(Path(name)) != digest for name, digest in files.items()):
+            return None
+    except (OSError, EOFError, KeyError, TypeError, ValueError, AttributeError, pickle.UnpicklingError,
+            ModuleNotFoundError):
+        return None  # none yet, or a stale or damaged entry: prove it again
+    model, _onnx, complexity = cache[entry]
+    artifact = record["built"][0].artifact
+    return PreparedRun(entry, profile, suite.timing(profile), model, complexity, record["built"], artifact,
+                       _file_hash(artifact.path), record["proof"], record["quality"], record["sample"])
+
+
+def _file_hash(path: Path) -> str | None:
+    """A file's sha256, a folder's over its files (an .mlpackage); None when it is gone."""
+    import hashlib
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    digest = hashlib.sha256()
+    for item in sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file()):
+        digest.update(item.read_bytes())
+    return digest.hexdigest()
 
 
 # --- the chosen file --------------------------------------------------------------------------------------

@@ -20,3 +20,8 @@ def weights_cache_dir() -> Path:
 def calibration_cache_dir() -> Path:
     """Activation ranges and sensitivity scans, keyed by :mod:`sr_export.quantize.cache_key`."""
     return weights_cache_dir() / "int8-statistics"
+
+
+def tune_cache_dir() -> Path:
+    """sr-bench tune's proven and evaluated candidates, keyed by what they were built and evaluated from."""
+    return cache_root() / "tune"

@@ -83,6 +83,15 @@ def test_a_small_tune_chooses_the_fastest_candidate_within_budget_and_stores_eve
     assert any("chosen by sr-bench tune" in note for note in read_metadata(copied).notes)
     assert (tmp_path / "out" / "pareto.png").stat().st_size > 0 and (tmp_path / "out" / "report.html").is_file()
 
+    again = sr_bench("--db", db, "tune", "--model", "imdn", "--scale", "2", "--weights", "official",
+                     "--candidates", "cpu,cpu-int8,openvino-cpu", "--recipes", "default", "--max-drop", "0.1",
+                     "--dataset", set5_crops, "--sizes", "32x32", "--runs", "2", "--warmup", "1",
+                     "-o", tmp_path / "again", "--json", tmp_path / "again.json")
+    assert again.code == 0, again.err
+    rerun = {row["candidate"]: row for row in json.loads((tmp_path / "again.json").read_text())["candidates"]}
+    assert all(rerun[name]["reused"] and rerun[name]["drop_db"] == rows[name]["drop_db"] for name in rows)
+    assert all(rerun[name]["median_ms"] for name in rerun if rerun[name]["status"] == "measured")  # timed anew
+
 
 def test_on_an_ssh_device_each_candidate_is_timed_there(sr_bench, ssh_server, set5_crops, tmp_path) -> None:
     import sys
