@@ -216,16 +216,23 @@ def tune(
     suite = Suite(name="tune", models=(entry,), dataset=dataset, speed_sizes=sizes, warmup=warmup, runs=runs)
     chosen = list(candidates) if candidates is not None else candidates_for(anchor)
     if not chosen:
-        raise SrExportError(f"no runtime installed here can build for the device of target '{anchor.name}'; "
-                            "sr-export runtimes lists what is installed")
+        raise SrExportError(f"no candidate for the device of target '{anchor.name}' can be built and timed with "
+                            "the runtimes installed here; sr-export runtimes lists them and the extras to install")
     if on_start is not None:
         on_start(len(chosen))
     work = Path(output) / "candidates"
+    made = [folder for folder in (Path(output), work) if not folder.exists()]
     work.mkdir(parents=True, exist_ok=True)
     batch = uuid.uuid4().hex[:12]
     cache: dict[Any, Any] = {}
     # The model is the user's, not a candidate's: a bad name or checkpoint stops here, in one line.
-    load_and_export(entry, suite, work, say, cache=cache)
+    try:
+        load_and_export(entry, suite, work, say, cache=cache)
+    except BaseException:
+        for folder in reversed(made):  # leave no empty folders behind
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
     outcomes = [Outcome(c.name, c.effective_profile().name, c.profile.backend, c.profile.precision, "not reached")
                 for c in chosen]
     prepared: dict[int, PreparedRun] = {}

@@ -30,7 +30,7 @@ def add_tune_parser(commands: Any) -> None:
                       "default and mixed)")
     tune.add_argument("--tiles", type=common.sizes_argument, metavar="HxW,...", default=None,
                       help="tile sizes to try for fixed-size runtimes (TFLite; default: the timing size only)")
-    tune.add_argument("--max-drop", type=float, default=0.10, metavar="DB",
+    tune.add_argument("--max-drop", type=common.FiniteNumber(0.0), default=0.10, metavar="DB",
                       help="Y-PSNR the choice may lose against the FP32 model, in dB (default 0.10)")
     tune.add_argument("--dataset", default="builtin", help="evaluation folder (HR/, optional LR_bicubic/X{s}/) "
                       "or 'builtin' (default)")

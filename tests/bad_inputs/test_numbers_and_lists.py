@@ -82,6 +82,9 @@ COMMANDS = {
     "int8-report": Command("sr-bench", ("int8-report", "--model", "imdn", "--dataset", "builtin", "-o", "out"),
                            {**MODEL, "--sensitivity-patches": COUNT, "--suggest": COUNT,
                             "--runs": COUNT, "--threads": POSITIVE, "--speed-size": SIZE, "--keep-float": NAMES}),
+    "tune": Command("sr-bench", ("tune", "--model", "imdn", "-o", "out", "--no-history"),
+                    {"--scale": ("0",), "--max-drop": THRESHOLD, "--sizes": SIZES, "--tiles": SIZES,
+                     "--warmup": COUNT, "--runs": POSITIVE, "--candidates": NAMES, "--recipes": NAMES}),
 }
 # Commands with no numeric or list option: nothing to refuse here (their files are other tables' business).
 NO_NUMBERS = {"sr-export": {"import-caffe", "info", "runtimes", "models"}, "sr-bench": set()}
