@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from sr_export.core.io import atomic_path
 
@@ -28,11 +29,7 @@ def latency_chart(
     axes.set_ylabel(ylabel)
     axes.set_title(title, fontsize=10)
     axes.legend(fontsize=8)
-    figure.tight_layout()
-    with atomic_path(path, force=force) as tmp:
-        figure.savefig(tmp, format="png")
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path, force)
 
 
 def pareto_chart(points: Sequence[tuple[str, float, float, bool, bool]], path: Path, *, max_drop: float,
@@ -59,6 +56,11 @@ def pareto_chart(points: Sequence[tuple[str, float, float, bool, bool]], path: P
     axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
+    return _save(plt, figure, path, force)
+
+
+def _save(plt: Any, figure: Any, path: Path, force: bool) -> Path:
+    """Write ``figure`` as a PNG at ``path`` (atomically) and release it."""
     figure.tight_layout()
     with atomic_path(path, force=force) as tmp:
         figure.savefig(tmp, format="png")
