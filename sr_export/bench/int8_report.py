@@ -25,6 +25,7 @@ from sr_export.core.model_info import ModelInfo
 from sr_export.data.datasets import ImagePair
 from sr_export.quantize.sensitivity import LayerSensitivity
 from sr_export.runtimes.base import Inferring
+from sr_export.runtimes.onnxruntime.kernels import KernelReport
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Int8Report:
     suggested_keep_float: tuple[str, ...]
     calibration_overlap: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    kernels: KernelReport | None = None  # what ONNX Runtime fused the INT8 graph into
 
     @property
     def drop_db(self) -> float:
@@ -75,6 +77,7 @@ class Int8Report:
             "suggested_keep_float": list(self.suggested_keep_float),
             "calibration_overlap": list(self.calibration_overlap),
             "notes": list(self.notes),
+            "kernels": self.kernels.to_dict() if self.kernels else None,
         }
 
 

@@ -128,6 +128,7 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
         quantize_onnx,
     )
     from sr_export.quantize.recipes import load_recipe
+    from sr_export.runtimes.onnxruntime.kernels import kernel_report
     from sr_export.runtimes.open import open_runner
 
     console = common.stderr_console()
@@ -177,7 +178,8 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
     details = int8_details(int8_artifact.path) or {}
     in_float = {**details.get("float_nodes", {}), **details.get("float_tensors", {})}
     report = Int8Report(info.name, recipe.to_dict(), str(args.dataset), float_eval, int8_eval, between, speed,
-                        tuple(sensitivity), in_float, suggestion, tuple(overlap))
+                        tuple(sensitivity), in_float, suggestion, tuple(overlap),
+                        kernels=kernel_report(int8_artifact.path, args.threads))
     out = common.stderr_console() if args.json == "-" else common.stdout_console()
     _print_report(out, report, args, name)
     if sensitivity:
@@ -227,6 +229,8 @@ def _print_report(out: Any, report: Any, args: argparse.Namespace, name: str) ->
     out.print(table)
     out.print(f"Y-PSNR drop {report.drop_db:.3f} dB; INT8 output vs float output {report.mean_output_psnr_db:.2f} dB; "
               f"in float: {', '.join(report.float_nodes) or 'nothing'}")
+    if report.kernels is not None:
+        out.print(report.kernels.summary())
     if report.sensitivity:
         float_one = report.sensitivity[0].gain_db is not None
         unit = "tensors" if args.sensitivity_mode == "float-tensor" else "layers"

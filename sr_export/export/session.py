@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 
-def cpu_session(model: str | Path | bytes, threads: int | None = None, *, optimize: bool = True) -> Any:
+def cpu_session(model: str | Path | bytes, threads: int | None = None, *, optimize: bool = True,
+                optimized_model_path: Path | None = None) -> Any:
     """An ONNX Runtime CPU session that keeps ORT's own log lines off the user's terminal.
 
     ``model`` is a file path or a serialised ModelProto; ``optimize`` False keeps
-    the graph as written (for reading its intermediate tensors). Raises whatever ORT raises.
+    the graph as written (for reading its intermediate tensors); ``optimized_model_path``
+    saves the graph ORT actually runs (its fused kernels) there. Raises whatever ORT raises.
     """
     import onnxruntime as ort
 
@@ -28,5 +30,7 @@ def cpu_session(model: str | Path | bytes, threads: int | None = None, *, optimi
         options.inter_op_num_threads = 1
     # ORT prints kernel failures to stderr before raising; the raised error is reported instead.
     options.log_severity_level = 4
+    if optimized_model_path is not None:
+        options.optimized_model_filepath = str(optimized_model_path)
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])

@@ -93,6 +93,9 @@ def test_int8_report_ranks_activation_tensors_and_its_plan_applies(tmp_path: Pat
     assert (out / "imdn_x2_int8-tiny_sensitivity.png").read_bytes()[:4] == b"\x89PNG"
     assert "suggested plan: --keep-float " + ",".join(plan) in result.out
     assert (out / "imdn_x2_int8-tiny.onnx").is_file()  # named by its recipe, like sr-export onnx --int8
+    kernels = report["kernels"]
+    assert kernels["source_convs"] == len(kernels["integer_convs"]) + len(kernels["float_convs"]) > 30
+    assert f"runs {len(kernels['integer_convs'])} of {kernels['source_convs']} convs as integer kernels" in result.out
 
     applied = tmp_path / "imdn_x2_int8.onnx"
     result = sr_export("onnx", "--model", "imdn", "--scale", "2", "--weights", "official", "--exporter", "legacy",

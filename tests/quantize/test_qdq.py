@@ -173,3 +173,25 @@ def test_removing_qdq_pairs_leaves_a_graph_that_runs_and_moves_towards_float(erf
     psnr_int8 = output_difference(outputs["int8"], reference, data_range)[2]
     psnr_weights_only = output_difference(outputs["float activations"], reference, data_range)[2]
     assert psnr_weights_only > psnr_int8 + 6.0
+
+
+def test_onnxruntime_fuses_every_quantised_conv_and_islands_cost_layout_changes(
+        erfdn_float, erfdn_statistics, ort_int8, tiny_recipe_path: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from sr_export.runtimes.onnxruntime.kernels import kernel_report
+
+    sr_aware = kernel_report(ort_int8.path)
+    float_convs = {name for name in int8_details(ort_int8.path)["float_nodes"] if name.endswith("/Conv")}
+    assert sr_aware.source_convs == 64
+    assert set(sr_aware.float_convs) == float_convs and "/fea_conv/Conv" in float_convs
+    assert len(sr_aware.integer_convs) == 64 - len(float_convs)
+    assert "float convs: /fea_conv/Conv" in sr_aware.summary()
+
+    integer_only = replace(load_recipe(tiny_recipe_path), sr_aware=False)
+    everything = kernel_report(quantize_onnx(erfdn_float, integer_only, output=tmp_path,
+                                             statistics=erfdn_statistics).path)
+    assert len(everything.integer_convs) == 64 and everything.float_convs == ()
+    # Every border between ORT's NHWC integer kernels and a float island is a Transpose.
+    assert everything.transposes < sr_aware.transposes
+    assert everything.to_dict()["op_counts"]["com.microsoft:QLinearConv"] == 64
