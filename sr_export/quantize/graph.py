@@ -21,8 +21,9 @@ ADD_TYPES = frozenset({"Add", "Sum"})
 # shallow features to the global residual add. DepthToSpace is not among them here (it never was).
 PASS_THROUGH_TYPES = frozenset({"Identity", "Cast", "Reshape", "Transpose", "Pad"})
 CONVERSION_TYPES = frozenset({"QuantizeLinear", "DequantizeLinear"})
+SHAPE_TYPES = frozenset({"Shape", "Size"})
 ONNX_KINDS = sr_layers.kind_table(conv=CONV_TYPES, add=ADD_TYPES, pass_through=PASS_THROUGH_TYPES,
-                                  convert=CONVERSION_TYPES)
+                                  convert=CONVERSION_TYPES, shape=SHAPE_TYPES)
 # The ONNX path's reasons: the shallow-reader and residual-add reasons replace a first-conv one, and
 # the tail walk addresses nodes by name (what it always did; the QDQ plans key nodes by name).
 ONNX_CONVENTIONS = Conventions(overriding=frozenset({"shallow reader", "residual add"}), tail_by_name=True)

@@ -30,8 +30,9 @@ from typing import Literal
 #   add      an elementwise sum (a residual join)
 #   pass     moves, reshapes or pads values without arithmetic (pixel shuffle parts)
 #   convert  changes the number format only (QUANTIZE / DEQUANTIZE): no statistic of its own
+#   shape    reads only a tensor's shape, none of its values (a dynamic export's Resize sizes)
 #   other    everything else
-OpKind = Literal["conv", "add", "pass", "convert", "other"]
+OpKind = Literal["conv", "add", "pass", "convert", "shape", "other"]
 
 # The rules, in the order :func:`findings` applies them (and reasons are first recorded).
 Rule = Literal["first conv", "shallow reader", "residual add", "tail", "statistic"]
@@ -103,11 +104,12 @@ def kind_table(
     add: Iterable[str],
     pass_through: Iterable[str],
     convert: Iterable[str] = (),
+    shape: Iterable[str] = (),
 ) -> dict[str, OpKind]:
     """Op type -> kind, from a format's sets of op types; a type in two sets is a mistake, so it raises."""
     table: dict[str, OpKind] = {}
     groups: tuple[tuple[OpKind, Iterable[str]], ...] = (
-        ("conv", conv), ("add", add), ("pass", pass_through), ("convert", convert),
+        ("conv", conv), ("add", add), ("pass", pass_through), ("convert", convert), ("shape", shape),
     )
     for kind, types in groups:
         for op_type in types:
@@ -118,11 +120,15 @@ def kind_table(
 
 
 def first_convs(graph: Dataflow) -> list[int]:
-    """Convs reached from a graph input through no other conv."""
+    """Convs reached from a graph input's values through no other conv.
+
+    A shape read carries no pixel: in a dynamic export, E-RFDN's attention
+    resizes to Shape(input), and the conv after that Resize is deep in the body.
+    """
     reached = set(graph.inputs)
     firsts = []
     for position, op in enumerate(graph.ops):
-        if not any(t in reached for t in op.inputs):
+        if op.kind == "shape" or not any(t in reached for t in op.inputs):
             continue
         if op.kind == "conv":
             firsts.append(position)

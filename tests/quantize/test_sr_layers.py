@@ -81,6 +81,20 @@ def test_each_rule_finds_its_part_of_the_sr_network() -> None:
     assert _names(graph, sr_layers.statistic_ops(graph)) == ["pool", "squeeze", "gate"]
 
 
+def test_a_conv_that_reads_only_the_inputs_shape_is_not_a_first_conv() -> None:
+    # A dynamic export resizes an attention map to Shape(input) deep in the body (E-RFDN's ESA):
+    # the conv after that Resize sees no pixel of the input.
+    graph = _sr_net()
+    body = list(graph.ops)
+    at = next(i for i, op in enumerate(body) if op.name == "fuse")
+    body[at:at] = [_op("size", "shape", ("x",), "hw", "Shape"),
+                   _op("resize", "other", ("c", "hw"), "c_up", "Resize"),
+                   _op("esa_conv", "conv", ("c_up", "w6"), "c2", "Conv")]
+    graph = replace(graph, ops=tuple(body))
+    assert _names(graph, sr_layers.first_convs(graph)) == ["head"]
+    assert "esa_conv" not in sr_layers.sr_sensitive(graph, ONNX_CONVENTIONS)
+
+
 def test_an_op_found_twice_keeps_the_first_reason_unless_a_convention_overrides() -> None:
     graph = _sr_net()
     first_wins = sr_layers.sr_sensitive(graph, Conventions())

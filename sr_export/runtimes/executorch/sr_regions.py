@@ -22,6 +22,7 @@ KINDS: dict[str, OpKind] = kind_table(
     pass_through=("aten.view", "aten.reshape", "aten.permute", "aten.pixel_shuffle", "aten.slice", "aten.split",
                   "aten.split_with_sizes", "aten.contiguous", "aten.clone", "aten.pad", "aten.constant_pad_nd",
                   "aten.unsqueeze", "aten.squeeze", "getitem"),
+    shape=("aten.sym_size",),
 )
 CONVENTIONS = Conventions()
 

@@ -28,7 +28,9 @@ ADD_OPS = frozenset({"ADD"})
 # Ops that move or pad values without arithmetic (pixel shuffle is RESHAPE/TRANSPOSE/RESHAPE).
 PASS_THROUGH_OPS = frozenset({"RESHAPE", "TRANSPOSE", "DEPTH_TO_SPACE", "PAD", "MIRROR_PAD", "SQUEEZE", "EXPAND_DIMS"})
 CONVERSION_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
-TFLITE_KINDS = sr_layers.kind_table(conv=CONV_OPS, add=ADD_OPS, pass_through=PASS_THROUGH_OPS, convert=CONVERSION_OPS)
+SHAPE_OPS = frozenset({"SHAPE"})
+TFLITE_KINDS = sr_layers.kind_table(conv=CONV_OPS, add=ADD_OPS, pass_through=PASS_THROUGH_OPS, convert=CONVERSION_OPS,
+                                    shape=SHAPE_OPS)
 # The TFLite path's reasons: an op keeps the first reason found; ops are told apart by position.
 TFLITE_CONVENTIONS = Conventions()
 
