@@ -161,14 +161,10 @@ def _variants(profile: TargetProfile, anchor: TargetProfile, recipes: Sequence[s
 
 def pareto_front(outcomes: Sequence[Outcome]) -> list[Outcome]:
     """The measured candidates no other one beats on both drop and latency (lower is better for both)."""
-    measured = [o for o in outcomes if o.status == "measured"]
-    return [o for o in measured
-            if not any(_dominates(other, o) for other in measured if other is not o)]
+    from sr_export.bench.pareto import non_dominated
 
-
-def _dominates(a: Outcome, b: Outcome) -> bool:
-    assert a.drop_db is not None and b.drop_db is not None and a.median_ms is not None and b.median_ms is not None
-    return a.drop_db <= b.drop_db and a.median_ms <= b.median_ms and (a.drop_db < b.drop_db or a.median_ms < b.median_ms)
+    measured = [o for o in outcomes if o.status == "measured" and o.median_ms is not None and o.drop_db is not None]
+    return [measured[i] for i in non_dominated([(o.median_ms, o.drop_db) for o in measured])]  # type: ignore[misc]
 
 
 def choose(outcomes: Sequence[Outcome], max_drop: float) -> Outcome | None:

@@ -99,6 +99,10 @@ def add_int8_report_parser(commands: Any) -> None:
                         "when only that conv layer is INT8")
     report.add_argument("--suggest", type=common.count_argument, default=8, metavar="N",
                         help="tensors or layers in the suggested plan (default 8)")
+    report.add_argument("--frontier", type=common.count_argument, default=0, metavar="N",
+                        help="also walk the speed/quality frontier: from the all-integer graph, add up to N float "
+                        "islands, each the most dB regained per ms lost (measured), and write each point's recipe, "
+                        "artifact and a PNG (default 0: skip)")
     report.add_argument("--speed-size", type=common.size_argument, default=(128, 128), metavar="HxW",
                         help="LR size for the side-by-side timing (default 128x128)")
     report.add_argument("--runs", type=common.count_argument, default=5, help="timed runs per precision (default 5; 0 skips timing)")
@@ -132,9 +136,12 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
     from sr_export.runtimes.open import open_runner
 
     console = common.stderr_console()
-    if args.sensitivity_patches < 0 or args.runs < 0 or args.suggest < 0:
-        raise SrExportError("--sensitivity-patches, --runs and --suggest must be >= 0")
+    if args.sensitivity_patches < 0 or args.runs < 0 or args.suggest < 0 or args.frontier < 0:
+        raise SrExportError("--sensitivity-patches, --runs, --suggest and --frontier must be >= 0")
     recipe = load_recipe(args.calib)
+    if args.frontier and recipe.finetune is not None:
+        raise SrExportError(f"--frontier quantises many plans; recipe {recipe.name} fine-tunes the weights for each "
+                            "([finetune]), which takes minutes per plan; use its post-training recipe (e.g. default)")
     check_recipe_images(recipe, args.scale, console)  # before the model is loaded and exported
     model = common.load_requested_model(args, console)
     info = model.info
@@ -180,8 +187,14 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
     report = Int8Report(info.name, recipe.to_dict(), str(args.dataset), float_eval, int8_eval, between, speed,
                         tuple(sensitivity), in_float, suggestion, tuple(overlap),
                         kernels=kernel_report(int8_artifact.path, args.threads))
+    frontier: list[Any] = []
+    if args.frontier:
+        tensors = suggestion if args.sensitivity_mode == "float-tensor" else ()
+        frontier = _walk_frontier(args, console, float_artifact, proto, statistics, recipe, tuple(tensors), pairs)
     out = common.stderr_console() if args.json == "-" else common.stdout_console()
     _print_report(out, report, args, name)
+    if frontier:
+        _print_frontier(out, frontier, args, name, recipe)
     if sensitivity:
         order = [n.name for n in proto.graph.node] + [out for n in proto.graph.node for out in n.output]
         unit = "activation tensor" if args.sensitivity_mode == "float-tensor" else "layer"
@@ -189,8 +202,53 @@ def cmd_int8_report(args: argparse.Namespace) -> int:
                                   title=f"{name}: INT8 sensitivity per {unit} ({recipe.name})", highlight=suggestion)
         out.print(f"wrote {chart}")
     out.print(f"wrote {int8_artifact.path}")
-    common.emit_json(report.to_dict(), args.json, out, force=args.force)
+    data = report.to_dict()
+    if frontier:
+        data["frontier"] = [point.to_dict() for point in frontier]
+    common.emit_json(data, args.json, out, force=args.force)
     return 0
+
+
+def _walk_frontier(args: argparse.Namespace, console: Any, float_artifact: Any, proto: Any, statistics: Any,
+                   recipe: Any, tensors: tuple[str, ...], pairs: Any) -> list[Any]:
+    from sr_export.bench.int8_frontier import FrontierSetting, frontier_points, walk_frontier
+
+    setting = FrontierSetting(steps=args.frontier, sensitive_tensors=tensors,
+                              patches=max(args.sensitivity_patches, 1), speed_size=args.speed_size,
+                              runs=max(args.runs, 3), threads=args.threads, flavour=args.int8_flavour)
+    with common.progress_bar(console) as progress:
+        task = progress.add_task("frontier: choosing float islands", total=args.frontier)
+        walk = walk_frontier(float_artifact, proto, statistics, recipe, setting,
+                             progress=lambda: progress.advance(task))
+        task = progress.add_task("frontier: building and scoring each point", total=len(walk))
+        return frontier_points(walk, float_artifact, statistics, recipe, setting, output=args.output,
+                               pairs=pairs, dataset=str(args.dataset), progress=lambda: progress.advance(task))
+
+
+def _print_frontier(out: Any, frontier: list[Any], args: argparse.Namespace, name: str, recipe: Any) -> None:
+    from rich.table import Table
+
+    from sr_export.bench.plots import pareto_chart
+    from sr_export.core.tolerances import INT8_MAX_DROP_DB
+
+    table = Table(title=f"{name}: INT8 frontier from the all-integer graph (islands by dB regained per ms)",
+                  title_justify="left", header_style="bold")
+    for column in ("#", "island added", "drop dB", "speed vs FP32", "float convs", "transposes", "recipe"):
+        table.add_column(column, justify="right" if column not in ("island added", "recipe") else "left")
+    for index, point in enumerate(frontier):
+        mark = " *" if point.on_front else ""
+        table.add_row(f"{index}{mark}", point.step.label, f"{point.drop_db:.3f}", f"{point.speed_ratio:.2f}x",
+                      str(len(point.kernels.float_convs)), str(point.kernels.transposes), point.recipe_path.name)
+    out.print(table)
+    out.print("* on the front (no other point is both faster and closer to FP32); each point builds with "
+              "`--calib <its recipe>`")
+    chart = pareto_chart([(f"{index}: {point.step.label.split(':')[0]}", point.latency_ms, point.drop_db,
+                           point.on_front, False) for index, point in enumerate(frontier)],
+                         args.output / f"{name}_int8-{recipe.name}_frontier.png", max_drop=INT8_MAX_DROP_DB,
+                         title=f"{name}: INT8 drop vs latency as float islands are added ({recipe.name})",
+                         xlabel=f"INT8 latency (ms, {args.speed_size[0]}x{args.speed_size[1]} LR, side by side)",
+                         force=True)
+    out.print(f"wrote {chart}")
 
 
 def _measure_sensitivity(args: argparse.Namespace, console: Any, proto: Any, statistics: Any, recipe: Any,

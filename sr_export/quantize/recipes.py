@@ -136,6 +136,27 @@ _SCHEMA: dict[str, dict[str, str]] = {
 }
 
 
+def recipe_toml(recipe: CalibrationRecipe) -> str:
+    """The recipe as a TOML file :func:`load_recipe` reads back equal (image folders made absolute)."""
+    def value(item: Any) -> str:
+        if isinstance(item, bool):
+            return "true" if item else "false"
+        if isinstance(item, (list, tuple)):
+            return "[" + ", ".join(value(i) for i in item) + "]"
+        return json.dumps(item) if isinstance(item, str) else repr(item)
+
+    fields = recipe.to_dict()
+    folder = recipe.images_path()
+    fields["images"] = str(folder.resolve()) if folder else BUILTIN_SOURCE
+    lines = []
+    for table, keys in _SCHEMA.items():
+        entries = [f"{key} = {value(fields[name])}" for key, name in keys.items() if fields.get(name) is not None]
+        lines += ([f"\n[{table}]"] if table else []) + entries
+    if recipe.finetune is not None:
+        lines += ["\n[finetune]"] + [f"{key} = {value(item)}" for key, item in recipe.finetune.to_dict().items()]
+    return "\n".join(lines) + "\n"
+
+
 def available_recipes() -> dict[str, Path]:
     return list_resources("calibration")
 

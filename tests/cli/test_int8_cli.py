@@ -81,7 +81,8 @@ def test_int8_report_ranks_activation_tensors_and_its_plan_applies(tmp_path: Pat
     out = tmp_path / "out"
     result = sr_bench("int8-report", "--model", "imdn", "--scale", "2", "--weights", "official", "--exporter",
                       "legacy", "--calib", recipe, "--dataset", "builtin", "--sensitivity-patches", "1", "--runs", "1",
-                      "--speed-size", "32x32", "--suggest", "3", "--out-dir", out, "--json", tmp_path / "report.json")
+                      "--speed-size", "32x32", "--suggest", "3", "--frontier", "1", "--out-dir", out,
+                      "--json", tmp_path / "report.json")
     assert result.code == 0, result.err
     report = json.loads((tmp_path / "report.json").read_text())
     float_graph = onnx.load(str(out / "imdn_x2.onnx"))
@@ -96,6 +97,17 @@ def test_int8_report_ranks_activation_tensors_and_its_plan_applies(tmp_path: Pat
     kernels = report["kernels"]
     assert kernels["source_convs"] == len(kernels["integer_convs"]) + len(kernels["float_convs"]) > 30
     assert f"runs {len(kernels['integer_convs'])} of {kernels['source_convs']} convs as integer kernels" in result.out
+
+    # The frontier starts all-integer and adds the island with the most dB regained per ms; each point is a recipe.
+    start, first = report["frontier"]
+    assert start["label"] == "all-integer" and start["keep_float"] == [] and start["float_convs"] == 0
+    assert first["gain_db"] > 0 and first["keep_float"] and first["drop_db"] < start["drop_db"] + 0.05
+    from sr_export.quantize.recipes import load_recipe
+
+    recipe_of_first = load_recipe(first["recipe"])
+    assert not recipe_of_first.sr_aware and list(recipe_of_first.keep_float) == first["keep_float"]
+    assert (out / "imdn_x2_int8-tiny_frontier.png").read_bytes()[:4] == b"\x89PNG"
+    assert "INT8 frontier from the all-integer graph" in result.out
 
     applied = tmp_path / "imdn_x2_int8.onnx"
     result = sr_export("onnx", "--model", "imdn", "--scale", "2", "--weights", "official", "--exporter", "legacy",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sr_export.core.errors import SrExportError
-from sr_export.quantize.recipes import available_recipes, load_recipe, recipe_from_dict
+from sr_export.quantize.recipes import available_recipes, load_recipe, recipe_from_dict, recipe_toml
 
 
 def test_the_shipped_recipes_load_and_default_is_sr_aware_percentile() -> None:
@@ -78,3 +78,20 @@ def test_an_accuracy_budget_is_a_number_of_db_measured_on_held_out_hr_patches() 
         recipe_from_dict({"source": {"kind": "lr"}, "patches": {"holdout": 4}, "precision": {"max_drop": 0.1}})
     with pytest.raises(SrExportError, match=r"holdout = -1 must be an integer >= 0"):
         recipe_from_dict({"patches": {"holdout": -1}})
+
+
+@pytest.mark.parametrize("name", sorted(available_recipes()))
+def test_a_recipe_written_as_toml_loads_back_equal(name: str, tmp_path: Path) -> None:
+    recipe = replace(load_recipe(name), keep_float=("/B1/c1_d/Conv", "/B2/Concat_output_0"))
+    written = tmp_path / "again.toml"
+    written.write_text(recipe_toml(recipe), encoding="utf-8")
+    assert load_recipe(written) == recipe
+
+
+def test_a_written_recipe_points_at_its_image_folder_from_anywhere(tmp_path: Path) -> None:
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "r.toml").write_text('[source]\nimages = "photos"\n', encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "copy.toml").write_text(recipe_toml(load_recipe(tmp_path / "r.toml")), encoding="utf-8")
+    assert load_recipe(elsewhere / "copy.toml").images_path() == (tmp_path / "photos").resolve()
