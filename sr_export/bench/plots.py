@@ -33,7 +33,7 @@ def latency_chart(
 
 
 def pareto_chart(points: Sequence[tuple[str, float, float, bool, bool]], path: Path, *, max_drop: float,
-                 title: str, xlabel: str, force: bool = False) -> Path:
+                 title: str, xlabel: str, force: bool = False, bound: str = "budget") -> Path:
     """Quality drop against latency: ``points`` are (label, latency_ms, drop_db, on_front, chosen); the front is
     joined by a line, the budget is a dashed line and the choice is ringed."""
     import matplotlib
@@ -50,7 +50,7 @@ def pareto_chart(points: Sequence[tuple[str, float, float, bool, bool]], path: P
     front = sorted((latency, drop) for _, latency, drop, on_front, _ in points if on_front)
     if len(front) > 1:
         axes.plot([p[0] for p in front], [p[1] for p in front], color="C0", alpha=0.6, zorder=2)
-    axes.axhline(max_drop, color="C3", linestyle="--", linewidth=1, label=f"budget {max_drop:g} dB")
+    axes.axhline(max_drop, color="C3", linestyle="--", linewidth=1, label=f"{bound} {max_drop:g} dB")
     axes.set_xlabel(xlabel)
     axes.set_ylabel("Y-PSNR drop vs FP32 PyTorch (dB)")
     axes.set_title(title, fontsize=10)

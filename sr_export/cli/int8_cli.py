@@ -247,7 +247,7 @@ def _print_frontier(out: Any, frontier: list[Any], args: argparse.Namespace, nam
                          args.output / f"{name}_int8-{recipe.name}_frontier.png", max_drop=INT8_MAX_DROP_DB,
                          title=f"{name}: INT8 drop vs latency as float islands are added ({recipe.name})",
                          xlabel=f"INT8 latency (ms, {args.speed_size[0]}x{args.speed_size[1]} LR, side by side)",
-                         force=True)
+                         force=True, bound="INT8 check bound")
     out.print(f"wrote {chart}")
 
 
