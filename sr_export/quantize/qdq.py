@@ -180,7 +180,8 @@ def quantize_onnx(
     embed_in_onnx(quantized, metadata)
     details = {"flavour": flavour, "recipe": recipe.to_dict(), "statistics_key": statistics.key,
                "calibration": calibration.identity,
-               "float_nodes": dict(plan.float_nodes), "float_tensors": dict(plan.float_tensors)}
+               "float_nodes": dict(plan.float_nodes), "float_tensors": dict(plan.float_tensors),
+               "float_conv_outputs": _float_conv_outputs(quantized, plan.names())}
     if finetuned:
         details["finetuned"] = finetuned
     entry = quantized.metadata_props.add()
@@ -219,6 +220,15 @@ def _finetuned(
               "method": "quantisation-aware fine-tuning distilled from FP32 (L1 on outputs), LSQ step sizes",
               "settings": settings.to_dict(), **result.summary()}
     return tuned, tuned_statistics, record
+
+
+def _float_conv_outputs(quantized: Any, nodes: Sequence[str]) -> list[str]:
+    """Outputs of the plan's float convs that carry no Q/DQ pair: what keeps ONNX Runtime from quantising them."""
+    from sr_export.quantize.qdq_graph import quantized_activations
+
+    wanted, carried = set(nodes), set(quantized_activations(quantized))
+    return [node.output[0] for node in quantized.graph.node
+            if node.name in wanted and node.op_type in ("Conv", "ConvTranspose") and node.output[0] not in carried]
 
 
 def int8_filename(stem: str, recipe: str, flavour: str = "onnxruntime", keep_float: Sequence[str] = ()) -> str:

@@ -28,6 +28,35 @@ def quantized_activations(proto: Any) -> list[str]:
                               if node.op_type == "QuantizeLinear" and node.input[0] not in constants))
 
 
+def requantised_float_convs(proto: Any, nodes: Sequence[str]) -> list[str]:
+    """Output tensors of the float convs among ``nodes`` that ONNX Runtime would turn into integer kernels.
+
+    A float-weight conv that reads a DequantizeLinear and feeds only
+    QuantizeLinear is quantised by ONNX Runtime itself at load time (its
+    weight and bias quantisation, then QLinearConv), so leaving it out of the
+    quantiser keeps nothing in float. Keeping its output float breaks that
+    pattern; the conv's readers then take the float tensor.
+    """
+    wanted = set(nodes)
+    producers = {out: node for node in proto.graph.node for out in node.output}
+    readers: dict[str, list[Any]] = {}
+    for node in proto.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    outputs = {o.name for o in proto.graph.output}
+    pinned = []
+    for node in proto.graph.node:
+        if node.name not in wanted or node.op_type not in ("Conv", "ConvTranspose") or not node.input:
+            continue
+        source = producers.get(node.input[0])
+        out = node.output[0]
+        read_by = readers.get(out, [])
+        if (source is not None and source.op_type == "DequantizeLinear" and out not in outputs and read_by
+                and all(r.op_type == "QuantizeLinear" for r in read_by)):
+            pinned.append(out)
+    return pinned
+
+
 def keep_tensors_float(proto: Any, tensors: Sequence[str], float_proto: Any) -> Any:
     """A copy of QDQ ``proto`` where each of ``tensors`` loses its Q/DQ pairs: readers get the float tensor.
 
@@ -104,7 +133,8 @@ def quantized_proto(
     """A QDQ ModelProto of ``proto``; ``only`` restricts quantisation to those nodes (for sensitivity).
 
     ``exclude`` nodes are left unquantised; ``float_tensors`` lose their Q/DQ
-    pair after quantisation.
+    pair after quantisation, and so does the output of an excluded conv that
+    ONNX Runtime would quantise by itself (:func:`requantised_float_convs`).
     """
     import onnx
     from onnxruntime.quantization import QuantType
@@ -127,6 +157,7 @@ def quantized_proto(
             list(only), list(exclude), op_types, options,
         )
         result = quantizer.quantize_model()
+    float_tensors = [*float_tensors, *requantised_float_convs(result, exclude)]
     if float_tensors:
         result = keep_tensors_float(result, float_tensors, proto)
     if data_range is not None:

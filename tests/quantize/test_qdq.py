@@ -195,3 +195,16 @@ def test_onnxruntime_fuses_every_quantised_conv_and_islands_cost_layout_changes(
     # Every border between ORT's NHWC integer kernels and a float island is a Transpose.
     assert everything.transposes < sr_aware.transposes
     assert everything.to_dict()["op_counts"]["com.microsoft:QLinearConv"] == 64
+
+
+def test_a_conv_kept_in_float_between_quantised_neighbours_really_runs_in_float(
+        erfdn_float, erfdn_statistics, tiny_recipe_path: Path, tmp_path: Path) -> None:
+    from sr_export.runtimes.onnxruntime.kernels import kernel_report
+
+    # Left out of the quantiser alone, /B2/c5/Conv reads a DequantizeLinear and feeds a QuantizeLinear, and
+    # ONNX Runtime quantises its weights itself; its output is kept float so that it cannot.
+    artifact = quantize_onnx(erfdn_float, load_recipe(tiny_recipe_path), keep_float=["/B2/c5/Conv"], output=tmp_path,
+                             statistics=erfdn_statistics)
+    assert "/B2/c5/Conv" in kernel_report(artifact.path).float_convs
+    assert int8_details(artifact.path)["float_conv_outputs"][-2:] == ["/B2/c5/Conv_output_0",
+                                                                      "/upsampler/upsampler.0/Conv_output_0"]
