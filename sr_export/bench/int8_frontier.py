@@ -129,7 +129,6 @@ def greedy_frontier(
     return walk
 
 
-
 @dataclass(frozen=True)
 class FrontierPoint:
     """A step of the walk made into an artifact: its recipe file, dataset drop, speed and kernels."""
