@@ -80,7 +80,7 @@ COMMANDS = {
                      {**MODEL, "--sizes": SIZES, "--warmup": COUNT, "--runs": POSITIVE,
                       "--threads": POSITIVE, "--tile-overlap": COUNT}),
     "int8-report": Command("sr-bench", ("int8-report", "--model", "imdn", "--dataset", "builtin", "-o", "out"),
-                           {**MODEL, "--sensitivity-patches": COUNT, "--suggest": COUNT,
+                           {**MODEL, "--sensitivity-patches": COUNT, "--suggest": COUNT, "--frontier": COUNT,
                             "--runs": COUNT, "--threads": POSITIVE, "--speed-size": SIZE, "--keep-float": NAMES}),
     "tune": Command("sr-bench", ("tune", "--model", "imdn", "-o", "out", "--no-history"),
                     {"--scale": ("0",), "--max-drop": THRESHOLD, "--sizes": SIZES, "--tiles": SIZES,
