@@ -113,8 +113,3 @@ def test_finetune_settings_are_validated_and_round_trip() -> None:
         recipe_from_dict({"finetune": {"lr": 2}})
 
 
-def test_tflite_refuses_a_fine_tuning_recipe_rather_than_ignoring_it() -> None:
-    from sr_export.runtimes.tflite.int8 import TfliteInt8Options
-
-    with pytest.raises(SrExportError, match="fine-tunes the weights"):
-        TfliteInt8Options(load_recipe("qat"))

@@ -326,6 +326,34 @@ def test_sr_export_tflite_int8_writes_a_file_checked_by_int8_bounds(sr_export_cl
     assert list(cache_folder().glob("*-tflite.json"))
 
 
+QAT_RECIPE = """
+[patches]
+size = 24
+count = 4
+[method]
+name = "percentile"
+[finetune]
+steps = 3
+batch = 2
+patch_size = 16
+"""
+
+
+def test_a_fine_tuning_recipe_tunes_the_weights_the_file_is_converted_from(sr_export_cli, tmp_path: Path):
+    recipe = tmp_path / "tinyqat.toml"
+    recipe.write_text(QAT_RECIPE)
+    out = tmp_path / "imdn.tflite"
+    code, err = sr_export_cli("tflite", "--model", "imdn", "--scale", "2", "--weights", "official", "--shape",
+                              "36x64", "--int8", "--calib", recipe, "-o", out)
+    assert code == 0, err
+    meta = json.loads((tmp_path / "imdn.tflite.json").read_text())
+    tuned = meta["quantization"]["finetuned"]
+    # Judged against the checkpoint it was tuned from; the student kept sr-float's float layers.
+    assert tuned["from_checkpoint"] == meta["weights_sha256"] and tuned["sr_aware"] is True
+    assert tuned["steps"] == 3 and tuned["loss_before"] != tuned["loss_after"]
+    assert any(note.startswith("weights fine-tuned for INT8") for note in meta["notes"])
+
+
 def test_calibration_ranges_round_trip_through_the_cache_and_a_damaged_entry_is_ignored(erfdn, float_file,
                                                                                         tiny_recipe):
     ranges, shape = calibrate_model(erfdn, lambda _shape: float_file.path.read_bytes(), tiny_recipe, "nhwc")

@@ -88,9 +88,19 @@ def convert_tflite(
     height, width = options.shape
     info = model.info
     _check_shape(model, options.shape, "--shape")
-    module, applied = apply_rewrites(model.module.eval(), "tflite", enabled=options.rewrite)
     say = progress or (lambda _message: None)
     started = time.perf_counter()
+    finetuned: dict[str, Any] = {}
+    if options.int8 is not None and options.int8.recipe.finetune is not None:
+        from sr_export.quantize.calibration_data import CalibrationSet
+        from sr_export.quantize.tuned_module import finetuned_model
+
+        recipe = options.int8.recipe
+        calibration = calibration if calibration is not None else CalibrationSet(recipe, info)
+        # The scheme's float layers are the student's: full-integer trains with none.
+        model, finetuned = finetuned_model(model, recipe, calibration,
+                                           sr_aware=options.int8.resolved_scheme != "full", say=say)
+    module, applied = apply_rewrites(model.module.eval(), "tflite", enabled=options.rewrite)
     flatbuffer = _convert_at(model, module, options, options.shape)
     quantized = None
     if options.precision == "fp16":
@@ -116,7 +126,8 @@ def convert_tflite(
         exporter="litert-torch" if quantized is None else "litert-torch + ai-edge-quantizer",
         verified_sizes=(),
         notes=(*model.notes, *notes),
-        quantization=_quantization(quantized, flatbuffer, bool(fitted)),
+        quantization={**_quantization(quantized, flatbuffer, bool(fitted)),
+                      **({"finetuned": finetuned} if finetuned else {})},
         runtime_requirements=requirements,
     )
     return ConvertedTflite(flatbuffer, metadata, tuple(applied), seconds, notes)

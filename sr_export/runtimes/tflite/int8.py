@@ -68,10 +68,6 @@ class TfliteInt8Options:
                 f"recipe {recipe.name} names ONNX nodes to keep in float (keep_float / auto_keep_float), which the "
                 "tflite target cannot apply; use a recipe without them (the SR-aware layers come from --int8-scheme)"
             )
-        if recipe.finetune is not None:
-            # The tuned weights and steps live in the ONNX QDQ graph; the TFLite path converts the float model.
-            raise SrExportError(f"recipe {recipe.name} fine-tunes the weights for INT8 ([finetune]), which only the "
-                                "ONNX Runtime / TensorRT QDQ builds apply so far; use a recipe without it for tflite")
 
     @property
     def resolved_scheme(self) -> str:
@@ -255,7 +251,9 @@ def ranges_key(model: LoadedModel, calibration: CalibrationSet, layout: str, rew
     except PackageNotFoundError:
         converter = "unknown"
     request = {k: v for k, v in model.request.to_dict().items() if k != "weights"}
-    graph = json.dumps({"converter": f"litert-torch {converter}", "rewrite": rewrite, "model": request},
+    finetune = calibration.recipe.finetune
+    graph = json.dumps({"converter": f"litert-torch {converter}", "rewrite": rewrite, "model": request,
+                        **({"finetune": finetune.to_dict()} if finetune is not None else {})},
                        sort_keys=True, default=str)
     return CalibrationKey(weights=model.weights_sha256, graph=graph, calibration=calibration.identity, layout=layout)
 
