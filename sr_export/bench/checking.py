@@ -61,6 +61,9 @@ class CheckReport:
         data: dict[str, Any] = {"artifact": str(self.artifact), **self.parity.to_dict()}
         if self.dataset_drop is not None:
             data["dataset_drop"] = self.dataset_drop.to_dict()
+        # "passed" is the verdict a CI job reads: an INT8 file within parity but over its drop bound failed.
+        data["parity_passed"] = self.parity.passed
+        data["passed"] = self.passed
         return data
 
 
