@@ -8,6 +8,7 @@ the helpers here.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     for shape in shapes:
         result = execute(console, source, args.target, output, precision=args.precision, calibration=args.calib,
                          options=options, shape=shape, check=not args.no_check,
-                         export=common.export_options_from_args(args), model=model, json_to=args.json,
+                         export=replace(common.export_options_from_args(args), shape=shape), model=model, json_to=args.json,
                          force=args.force)
         reports.append(build_report(result))
     common.emit_json(reports[0] if len(reports) == 1 else reports, args.json, console, force=args.force)

@@ -69,6 +69,7 @@ class CalibrationSet:
     recipe: CalibrationRecipe
     info: ModelInfo
     count: int | None = None  # the first N patches only (sensitivity scans use a few)
+    input_hw: tuple[int, int] | None = None  # a fixed-size graph's LR size: every batch is fitted to it
 
     @functools.cached_property
     def patches(self) -> CalibrationPatches:
@@ -79,7 +80,18 @@ class CalibrationSet:
 
     @functools.cached_property
     def batches(self) -> list[np.ndarray]:
-        return self.patches.batches(self.info)
+        made = self.patches.batches(self.info)
+        return made if self.input_hw is None else [fit_batch(batch, self.input_hw) for batch in made]
+
+    def at_size(self, input_hw: tuple[int, int] | None) -> CalibrationSet:
+        """The same patches for a graph that takes only ``input_hw`` (None: any size, the patches as cut)."""
+        hw = tuple(input_hw) if input_hw is not None else None
+        if hw == self.input_hw:
+            return self
+        fitted = CalibrationSet(self.recipe, self.info, self.count, hw)
+        if "patches" in self.__dict__:
+            fitted.__dict__["patches"] = self.patches
+        return fitted
 
     @functools.cached_property
     def held_out(self) -> HeldOutPatches:
@@ -95,7 +107,7 @@ class CalibrationSet:
     def subset(self, count: int) -> CalibrationSet:
         """The first ``count`` batches (the same patches, cut in the same order)."""
         count = max(1, min(count, len(self)))
-        subset = CalibrationSet(self.recipe, self.info, count)
+        subset = CalibrationSet(self.recipe, self.info, count, self.input_hw)
         if "patches" in self.__dict__:  # already made: cut them instead of making them again
             made = self.patches
             subset.__dict__["patches"] = CalibrationPatches(made.patches[:count], made.sources[:count])
@@ -106,7 +118,8 @@ class CalibrationSet:
         """What the batches depend on: the recipe's patches (and, for a folder, its files), the scale and encoding."""
         return {"recipe": self.recipe.statistics_key(), "images": _folder_fingerprint(self.recipe.images_path()),
                 "scale": self.info.scale, "channels": self.info.in_channels, "color": self.info.color,
-                "data_range": self.info.data_range, "count": self.count}
+                "data_range": self.info.data_range, "count": self.count,
+                **({"input_hw": list(self.input_hw)} if self.input_hw is not None else {})}
 
     @functools.cached_property
     def content_hash(self) -> str:
@@ -116,6 +129,20 @@ class CalibrationSet:
             digest.update(str(batch.shape).encode())
             digest.update(np.ascontiguousarray(batch, np.float32).tobytes())
         return digest.hexdigest()
+
+
+def fit_batch(batch: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
+    """A (1, C, H, W) patch at a fixed-size graph's ``input_hw``: centre-cropped where the patch is larger,
+    mirrored outward (as the photo would continue, without a seam) where it is smaller."""
+    height, width = input_hw
+    _n, _c, h, w = batch.shape
+    top, left = max(0, (h - height) // 2), max(0, (w - width) // 2)
+    batch = batch[:, :, top:top + height, left:left + width]
+    pad_h, pad_w = max(0, height - batch.shape[2]), max(0, width - batch.shape[3])
+    if pad_h or pad_w:
+        batch = np.pad(batch, ((0, 0), (0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2)),
+                       mode="symmetric")
+    return np.ascontiguousarray(batch)
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,8 @@ def artifact_statistics(
     """Activation statistics for a float ONNX artifact, calibrated on ``calibration`` (default: the recipe's set)."""
     proto = proto if proto is not None else load_float_proto(artifact)
     meta = artifact.metadata
-    calibration = calibration if calibration is not None else CalibrationSet(recipe, meta.model_info())
+    calibration = (calibration if calibration is not None else CalibrationSet(recipe, meta.model_info())
+                   ).at_size(meta.static_hw)
     key = onnx_calibration_key(proto, meta.weights_sha256, calibration)
     return statistics_for(proto, key, calibration, recipe, progress=progress)
 
@@ -145,7 +146,9 @@ def quantize_onnx(
     proto = load_float_proto(onnx_artifact)
     say = progress or (lambda _message: None)
     say(f"calibrating ({recipe.summary()})")
-    calibration = calibration if calibration is not None else CalibrationSet(recipe, meta.model_info())
+    # A fixed-size export takes only its own size: the patches are fitted to it (statistics, scans, fine-tuning).
+    calibration = (calibration if calibration is not None else CalibrationSet(recipe, meta.model_info())
+                   ).at_size(meta.static_hw)
     statistics = statistics or artifact_statistics(onnx_artifact, recipe, proto, calibration=calibration)
     plan = plan_float_nodes(proto, recipe, keep_float)
     if recipe.auto_keep_float:

@@ -68,7 +68,7 @@ def sensitivity_batches(artifact: Artifact, recipe: CalibrationRecipe, count: in
                         calibration: CalibrationSet | None = None) -> list[np.ndarray]:
     """The first ``count`` calibration batches (of ``calibration``, default the recipe's set for the model)."""
     calibration = calibration if calibration is not None else CalibrationSet(recipe, artifact.metadata.model_info())
-    return list(calibration.subset(count))
+    return list(calibration.at_size(artifact.metadata.static_hw).subset(count))
 
 
 @dataclass(frozen=True)

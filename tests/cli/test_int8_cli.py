@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from PIL import Image
@@ -73,6 +74,22 @@ def test_unknown_recipe_and_keep_float_are_one_line_errors(sr_export, tmp_path: 
                        "-o", tmp_path / "x.onnx")
     assert result.code == 2 and "unknown calibration recipe 'nope'" in result.error()
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_a_fixed_size_int8_build_calibrates_on_patches_fitted_to_its_size(tmp_path: Path, sr_export) -> None:
+    from sr_export.runtimes.open import open_runner
+
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY)
+    result = sr_export("build", "--target", "cpu-int8", "--model", "imdn", "--scale", "2", "--weights", "official",
+                       "--shape", "40x56", "--calib", str(recipe), "--no-check", "-o", tmp_path / "out")
+    assert result.code == 0, result.error()
+    written = tmp_path / "out" / "imdn_x2_40x56_int8-tiny.onnx"
+    graph = onnx.load(str(written)).graph
+    assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [1, 3, 40, 56]
+    assert sum(n.op_type == "QuantizeLinear" for n in graph.node) > 10
+    with open_runner(written) as runner:  # the patches (24 px) were fitted to 40x56; the graph runs as built
+        assert runner.infer(np.full((1, 3, 40, 56), 0.5, np.float32)).shape == (1, 3, 80, 112)
 
 
 def test_int8_report_ranks_activation_tensors_and_its_plan_applies(tmp_path: Path, sr_bench, sr_export) -> None:

@@ -80,3 +80,17 @@ def test_held_out_patches_are_never_calibration_patches_and_carry_their_hr_origi
     assert held.y_psnr(0, perfect, IMDN) == float("inf")
     upscaled = image_to_batch(held.lr[0].repeat(2, axis=0).repeat(2, axis=1), IMDN)
     assert 15 < held.y_psnr(0, upscaled, IMDN) < 60
+
+
+def test_a_fixed_size_graph_gets_the_same_patches_cropped_or_mirrored_to_its_size() -> None:
+    calibration = CalibrationSet(RECIPE, IMDN)
+    patch = calibration.batches[0]  # 24x24
+    fitted = calibration.at_size((40, 16))
+    first = fitted.batches[0]
+    assert first.shape == (1, 3, 40, 16) and len(fitted) == len(calibration)
+    np.testing.assert_array_equal(first[:, :, 8:32], patch[:, :, :, 4:20])  # centre crop across, patch down
+    np.testing.assert_array_equal(first[:, :, 7], patch[:, :, 0, 4:20])  # then mirrored, edge row repeated
+    np.testing.assert_array_equal(first[:, :, 0], patch[:, :, 7, 4:20])
+    assert fitted.identity != calibration.identity and fitted.identity["input_hw"] == [40, 16]
+    assert fitted.subset(2).batches[1].shape == (1, 3, 40, 16)
+    assert calibration.at_size(None) is calibration and fitted.at_size((40, 16)) is fitted

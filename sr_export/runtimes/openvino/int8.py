@@ -61,6 +61,12 @@ def quantize_ir(model: Any, onnx_artifact: Artifact, settings: OpenVinoOptions,
 
     calibration = calibration_for(settings, calibration, onnx_artifact)
     recipe, info = calibration.recipe, calibration.info
+    if onnx_artifact.metadata.static_hw is not None:
+        height, width = onnx_artifact.metadata.static_hw
+        # The accuracy budget is judged on held-out patches against their HR originals, at the patches' size.
+        raise SrExportError(f"OpenVINO INT8 needs an IR that takes any size (its accuracy budget is measured on "
+                            f"{recipe.patch_size}x{recipe.patch_size} held-out patches), not one fixed at "
+                            f"{height}x{width}: build without --shape (the IR then runs every size)")
     held = calibration.held_out
     held_batches = held.batches(info)
     items = list(range(len(held)))
