@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     int8.add_argument("--int8", action="store_true",
                       help="static INT8 (int8 weights and activations) calibrated with --calib, via ai-edge-quantizer")
     int8.add_argument("--calib", metavar="RECIPE",
-                      help="calibration recipe: a name in calibration/ or a .toml path (default: default)")
+                      help="calibration recipe: a name in calibration/ or a .toml path (default: default; "
+                      "qat-full with --int8-scheme full, which fine-tunes for minutes first)")
     int8.add_argument("--int8-io", choices=("uint8", "int8", "float"),
                       help="I/O of an --int8 file: uint8 (default; raw 0..255 pixels, scale data_range/255, zero "
                       "point 0), int8 (same scale, zero point -128) or float (QUANTIZE/DEQUANTIZE at the ends)")
@@ -70,7 +71,10 @@ def cmd_tflite(args: argparse.Namespace) -> int:
     precision = "int8" if int8 is not None else "fp16" if args.fp16 else "fp32"
     options: dict[str, Any] = {"layout": args.layout, "rewrite": not args.no_rewrite, "for_runtime": args.for_runtime}
     if int8 is not None:
-        options.update(calibration=args.calib or "default", int8_io=int8.io, int8_scheme=int8.scheme)
+        from sr_export.runtimes.tflite.options import default_recipe
+
+        options.update(calibration=args.calib or default_recipe(args.int8_scheme), int8_io=int8.io,
+                       int8_scheme=int8.scheme)
     reports, failures = [], []
     for shape in shapes:
         naming = TfliteOptions(shape=shape, layout=args.layout, precision=precision, rewrite=not args.no_rewrite,
@@ -130,10 +134,11 @@ def _int8_options(args: argparse.Namespace) -> Any:
         return None
     if args.fp16:
         raise SrExportError("--int8 and --fp16 exclude each other (an INT8 file has int8 weights)")
-    from sr_export.quantize.recipes import DEFAULT_RECIPE, load_recipe
+    from sr_export.quantize.recipes import load_recipe
     from sr_export.runtimes.tflite.int8 import DEFAULT_IO, TfliteInt8Options
+    from sr_export.runtimes.tflite.options import default_recipe
 
-    recipe = load_recipe(args.calib or DEFAULT_RECIPE)
+    recipe = load_recipe(args.calib or default_recipe(args.int8_scheme))
     int8_cli.check_recipe_images(recipe, args.scale, common.stderr_console())
     return TfliteInt8Options(recipe, io=args.int8_io or DEFAULT_IO, scheme=args.int8_scheme)
 

@@ -274,6 +274,24 @@ def test_quantize_for_and_dequantize_from_use_the_tensor_parameters() -> None:
     assert dequantize_from(np.array([1.5], np.float32), floats).tolist() == [1.5]
 
 
+def test_full_integer_without_a_named_recipe_fine_tunes_and_every_other_scheme_calibrates() -> None:
+    import argparse
+
+    from sr_export.cli import tflite_cli
+
+    parser = argparse.ArgumentParser()
+    tflite_cli.add_arguments(parser)
+
+    def recipe(*flags: str) -> str:
+        args = parser.parse_args(["--model", "imdn", "--scale", "2", "--int8", *flags])
+        return tflite_cli._int8_options(args).recipe.name
+
+    assert recipe("--int8-scheme", "full") == "qat-full"
+    assert load_recipe("qat-full").finetune.steps == 960
+    assert recipe("--int8-scheme", "full", "--calib", "default") == "default"
+    assert recipe() == recipe("--int8-scheme", "sr-float") == recipe("--int8-scheme", "sr-int16") == "default"
+
+
 def test_options_refuse_what_the_tflite_target_cannot_do(tiny_recipe) -> None:
     with pytest.raises(SrExportError, match="needs calibration"):
         TfliteOptions(TILE, precision="int8")
