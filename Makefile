@@ -43,7 +43,7 @@ demo: $(VENV)/.installed
 	$(BIN)/sr-bench --target cpu
 
 test: $(VENV)/.installed trt-api-check
-	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=25
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=25
 
 trt-api-check: $(VENV)/.installed
 	$(BIN)/python $(TRT_API_NAMES) --versions 10.3.0,11.4.0.106 $(TRT_COMMON)

@@ -26,21 +26,6 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("SR_EXPORT_WEIGHTS_DIR", str(SHARED / "weights"))
 
 
-# Folders by the time their files take (measured: README commands and runtime builds run for 20-250 s a file;
-# the bad-input matrix is hundreds of sub-second tests). `make test` hands whole files to 2 workers in this
-# order (--dist loadfile --no-loadscope-reorder), longest first, so that no long file starts last and runs alone.
-SLOWEST_FIRST = ("readme", "runtimes", "quantize", "export", "cli", "bench")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        parts = item.path.relative_to(REPO / "tests").parts if item.path.is_relative_to(REPO / "tests") else ()
-        folder = parts[0] if len(parts) > 1 else ""
-        return SLOWEST_FIRST.index(folder) if folder in SLOWEST_FIRST else len(SLOWEST_FIRST)
-
-    items.sort(key=rank)  # stable: each folder keeps its collection order
-
-
 @pytest.fixture(scope="session")
 def shared() -> Path:
     if not (SHARED / "weights").is_dir():
