@@ -97,19 +97,23 @@ def test_the_int8_figures_the_readme_quotes_are_the_results_files() -> None:
     readme = README.read_text()
     results = (REPO / "benchmarks" / "results" / "int8_set5.md").read_text()
     legacy = results.split("## On the dynamo exporter's graph")[0]
-    # README: | E-RFDN x4 | 32.138 | 31.933 (-0.205 dB, 1.48x) | 32.024 (**-0.114 dB**, 1.13x) |
-    quoted = {}
-    for model, _fp32, default_drop, mixed_drop in re.findall(
-            r"^\| (E-RFDN x4|IMDN x4) \| ([\d.]+) \| [\d.]+ \(-([\d.]+) dB, [\d.]+x\) \| [\d.]+ \(\*\*-([\d.]+) dB",
-            readme, re.MULTILINE):
-        quoted[(model, "default")] = float(default_drop)
-        quoted[(model, "mixed")] = float(mixed_drop)
-    # Results: | E-RFDN x4 | default | onnxruntime | 32.138 | 31.933 | 0.205 | ...
-    measured = _drops(legacy, r"^\| (E-RFDN x4|IMDN x4) \| \**(default|mixed)\** \| onnxruntime \| [\d.]+ \| [\d.]+ "
-                              r"\| \**([\d.]+)\**")
-    assert len(quoted) == 4 and set(quoted) == set(measured), (quoted, measured)
-    for key, drop in quoted.items():
-        assert abs(drop - measured[key]) <= NOISE_DB, (key, drop, measured[key])
+    # README: | E-RFDN x4 | `default` | 0.207 dB | 2.29x | 2.42x | 2.62x | 2.65x |
+    row = r"^\| (E-RFDN x4|IMDN x4) \| `(default|mixed|qat)` \| "
+    quoted = {(model, recipe): (float(drop), ratios) for model, recipe, drop, ratios in re.findall(
+        row + r"\**([\d.]+) dB\** \| ([\d.x |]+)\|$", readme, re.MULTILINE)}
+    # Results: | E-RFDN x4 | `default` | 32.138 | 31.931 | 0.207 | 2.29x | 2.42x | 2.62x | 2.65x | 0 | 39 | 0 |
+    kernels = (REPO / "benchmarks" / "results" / "int8_set5_ort_kernels.md").read_text()
+    measured = {(model, recipe): (float(drop), ratios) for model, recipe, drop, ratios in re.findall(
+        row + r"[\d.]+ \| [\d.]+ \| ([\d.]+) \| ((?:[\d.]+x \| ){4})", kernels, re.MULTILINE)}
+    assert len(quoted) == 6 and set(quoted) <= set(measured), (quoted, measured)
+    for key, (drop, ratios) in quoted.items():
+        assert drop == measured[key][0], (key, quoted[key], measured[key])
+        assert re.findall(r"[\d.]+x", ratios) == re.findall(r"[\d.]+x", measured[key][1]), (key, ratios)
+    # The legacy graph's drops before the rewrites, quoted in prose.
+    before = _drops(legacy, r"^\| (E-RFDN x4|IMDN x4) \| \**(default|mixed)\** \| onnxruntime \| [\d.]+ \| [\d.]+ "
+                            r"\| \**([\d.]+)\**")
+    assert (f"({before[('E-RFDN x4', 'default')]:.3f} / {before[('E-RFDN x4', 'mixed')]:.3f} dB for\nE-RFDN, "
+            f"{before[('IMDN x4', 'default')]:.3f} / {before[('IMDN x4', 'mixed')]:.3f} dB for IMDN)") in readme
     dynamo = {("erfdn x4", "default"): 0.179, ("erfdn x4", "mixed"): 0.100}
     for (model, recipe), drop in dynamo.items():
         assert f"{drop:.3f}" in readme

@@ -114,7 +114,8 @@ def cmd_onnx(args: argparse.Namespace) -> int:
     artifact = result.artifact
     for note in artifact.metadata.notes:
         if note not in model.notes and not note.startswith(("INT8 QDQ", "float nodes", "float activations",
-                                                                           "weights fine-tuned for INT8")):
+                                                                           "weights fine-tuned for INT8",
+                                                                           "for ONNX Runtime's integer kernels:")):
             common.warn(console, note)
     final = result.steps[-1]
     report: dict[str, Any] = {"artifact": str(artifact.path), "metadata": artifact.metadata.to_dict()}
