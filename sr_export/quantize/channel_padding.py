@@ -148,7 +148,8 @@ def _conv_parts(graph: _Graph, conv: Any) -> tuple[str, Any] | None:
     users = [n for n in graph.proto.graph.node if source in n.input or (dq is not None and weight in n.input)]
     if len(users) != (2 if dq is not None else 1):
         return None  # a shared weight: widening it would widen its other reader too
-    if dq is not None and _attribute(dq, "axis", 1) != 0 and graph.constant(dq.input[1]).size != 1:
+    scale = graph.constant(dq.input[1]) if dq is not None else None
+    if dq is not None and (scale is None or (_attribute(dq, "axis", 1) != 0 and scale.size != 1)):
         return None
     return source, dq
 
