@@ -145,8 +145,7 @@ def _conv_parts(graph: _Graph, conv: Any) -> tuple[str, Any] | None:
     source = dq.input[0] if dq is not None else weight
     if source not in graph.initialisers:
         return None
-    users = [n for n in graph.proto.graph.node if source in n.input or (dq is not None and weight in n.input)]
-    if len(users) != (2 if dq is not None else 1):
+    if len(graph.readers.get(weight, [])) != 1 or (dq is not None and len(graph.readers.get(source, [])) != 1):
         return None  # a shared weight: widening it would widen its other reader too
     scale = graph.constant(dq.input[1]) if dq is not None else None
     if dq is not None and (scale is None or (_attribute(dq, "axis", 1) != 0 and scale.size != 1)):
@@ -159,16 +158,21 @@ def _round_up(value: int) -> int:
 
 
 def _candidates(graph: _Graph) -> tuple[dict[str, tuple[int, int]], dict[str, str]]:
+    """Convs whose output channel count misses the fast path: those that can be widened, and those that can't."""
     widen, kept = {}, {}
     for node in graph.proto.graph.node:
-        if node.op_type != "Conv":
+        if node.op_type != "Conv" or len(node.input) < 2:
             continue
         parts = _conv_parts(graph, node)
-        out_channels = graph.constant(parts[0]).shape[0] if parts else None
-        if out_channels is None:
+        if parts is not None:
+            channels = int(graph.constant(parts[0]).shape[0])
+            if channels % FAST_MULTIPLE:
+                widen[node.name] = (channels, _round_up(channels))
+            continue
+        weight = graph.dequantized_constant(node.input[1])
+        value = graph.constant(weight.input[0] if weight is not None else node.input[1])
+        if value is None or value.shape[0] % FAST_MULTIPLE:
             kept[node.name] = "grouped, shared or non-constant weights"
-        elif out_channels % FAST_MULTIPLE:
-            widen[node.name] = (int(out_channels), _round_up(int(out_channels)))
     return widen, kept
 
 
