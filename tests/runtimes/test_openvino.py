@@ -61,7 +61,9 @@ def worst_psnr(artifact: Artifact, model, sizes=SIZES) -> float:
 
 @pytest.mark.parametrize(("name", "scale"), ZOO_CASES)
 def test_fp32_ir_matches_pytorch_at_80_db_for_every_zoo_model(name: str, scale: int, tmp_path: Path) -> None:
-    model = load_model(ModelRequest(name, scale=scale))
+    # One block of each architecture, random weights: the same ops, shape math and upsampler as the zoo model at
+    # that scale, at a fraction of the export time (full depth with official weights: the IMDN x2 IR below).
+    model = load_model(ModelRequest(name, scale=scale, kwargs={"blocks": 1}))
     built = OpenVinoRuntime().build(exported(model, tmp_path), tmp_path)
     assert built.metadata.input_shape[2:] == ("height", "width")
     assert worst_psnr(built, model) >= tolerance_for("fp32").min_psnr_db
