@@ -38,6 +38,9 @@ def main() -> None:
     parser.add_argument("--speed-sizes", default="256x256,360x640", help="LR sizes timed, HxW (or one side)")
     parser.add_argument("--threads", default="2,1", help="thread counts each pair is timed with")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--holdout", type=int, default=0,
+                        help="also report the Y-PSNR drop on this many held-out calibration-image patches "
+                             "(the selection signal: never Set5)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--exporter", default="legacy", choices=("legacy", "dynamo"),
                         help="ONNX exporter (default legacy: the graph the published table was measured on)")
@@ -64,6 +67,7 @@ def main() -> None:
                     details = json.loads(_details(out))
                     int8_psnr = evaluate(int8_runner, model.info, pairs, dataset="Set5").mean.psnr_y
                     speed = _speed(float_runners, int8, model.info, sizes, args.runs)
+                    held = _held_out_drop(recipe, float_runner, int8_runner, model.info, args.holdout)
                     row = {"model": f"{name} x4", "recipe": recipe.name, "flavour": flavour,
                            "fp32_psnr_y": round(float_psnr, 3), "int8_psnr_y": round(int8_psnr, 3),
                            "drop_db": round(float_psnr - int8_psnr, 3),
@@ -73,6 +77,7 @@ def main() -> None:
                            "pooled_means": details.get("onnxruntime_kernels", {}).get("spatial_means_as_pooling", 0),
                            "float_nodes": len(details["float_nodes"]),
                            "float_tensors": len(details.get("float_tensors", {})),
+                           "held_out_drop_db": held,
                            **_finetune_columns(details.get("finetuned"))}
                     rows.append(row)
                     print(json.dumps(row), flush=True)
@@ -107,6 +112,21 @@ def _speed(float_runners: dict, int8: object, info: object, sizes: list, runs: i
             results.append({"size": f"{hw[0]}x{hw[1]}", "threads": threads, "fp32_ms": round(fp32_ms, 1),
                             "int8_ms": round(int8_ms, 1), "ratio": round(fp32_ms / int8_ms, 3)})
     return results
+
+
+def _held_out_drop(recipe: object, float_runner: object, int8_runner: object, info: object, count: int) -> float | None:
+    """Mean Y-PSNR drop on ``count`` held-out patches of the recipe's own images (cut apart from its calibration
+    patches): the signal variants are chosen by."""
+    if count < 1:
+        return None
+    from dataclasses import replace
+
+    from sr_export.quantize.calibration_data import make_held_out
+
+    held = make_held_out(replace(recipe, holdout=count), info.scale)
+    drops = [held.y_psnr(i, float_runner.infer(batch), info) - held.y_psnr(i, int8_runner.infer(batch), info)
+             for i, batch in enumerate(held.batches(info))]
+    return round(sum(drops) / len(drops), 4)
 
 
 def _finetune_columns(record: dict | None) -> dict:

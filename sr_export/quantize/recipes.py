@@ -34,12 +34,17 @@ class FinetuneSettings:
     patch_size: int = 48  # LR crop side, cut from the recipe's calibration patches
     batch: int = 4
     seed: int = 0
+    loss: str = "l1"  # on the output, against the teacher's: l1 | mse (PSNR is an MSE measure)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        fields = asdict(self)
+        if fields["loss"] == "l1":  # added after the first caches: left out at its default, so they keep their keys
+            del fields["loss"]
+        return fields
 
 
 FINETUNE_KEYS = tuple(FinetuneSettings.__dataclass_fields__)
+FINETUNE_LOSSES = ("l1", "mse")
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,9 @@ class CalibrationRecipe:
     # output clamp in float (see sr_export.quantize.graph).
     sr_aware: bool = True
     keep_float: tuple[str, ...] = ()  # further node or activation tensor names kept in float
+    # Per-channel statistics (activations pooled to one value per channel: channel attention's means, deviations,
+    # logits) stay float: a per-tensor uint8 step across channels is coarse there, and they cost next to nothing.
+    float_statistics: bool = False
     # Mixed precision: quantise, measure on the calibration patches how much
     # output PSNR each activation tensor gives back in float, keep this many.
     auto_keep_float: int = 0
@@ -115,6 +123,8 @@ class CalibrationRecipe:
                  f"{self.activations} activations", "per-channel weights" if self.per_channel else "per-tensor weights"]
         if self.sr_aware:
             parts.append("SR-aware float layers")
+        if self.float_statistics:
+            parts.append("per-channel statistics in float")
         if self.auto_keep_float:
             parts.append(f"{self.auto_keep_float} most sensitive activations in float")
         if self.finetune is not None:
@@ -131,7 +141,8 @@ _SCHEMA: dict[str, dict[str, str]] = {
     "patches": {"size": "patch_size", "count": "patch_count", "seed": "seed", "holdout": "holdout"},
     "method": {"name": "method", "percentile": "percentile", "num_bins": "num_bins",
                "activations": "activations", "per_channel": "per_channel"},
-    "precision": {"sr_aware": "sr_aware", "keep_float": "keep_float", "auto_keep_float": "auto_keep_float",
+    "precision": {"sr_aware": "sr_aware", "keep_float": "keep_float", "float_statistics": "float_statistics",
+                  "auto_keep_float": "auto_keep_float",
                   "max_drop": "max_drop"},
 }
 
@@ -199,6 +210,9 @@ def _finetune_settings(table: dict[str, Any], where: str) -> FinetuneSettings:
         if name == "learn_scales":
             if not isinstance(value, bool):
                 raise SrExportError(f"finetune.learn_scales = {value!r}{where} must be true or false")
+        elif name == "loss":
+            if value not in FINETUNE_LOSSES:
+                raise SrExportError(f"finetune.loss = {value!r}{where} must be one of {', '.join(FINETUNE_LOSSES)}")
         elif name in ("lr", "scale_lr"):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) < 1.0:
                 raise SrExportError(f"finetune.{name} = {value!r}{where} must be a number in (0, 1)")
@@ -229,7 +243,7 @@ def _validated(fields: dict[str, Any], where: str, source: Path | None) -> Calib
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) < 10.0:
             raise SrExportError(f"precision.max_drop = {value!r}{where} must be a number of dB in (0, 10)")
         fields["max_drop"] = float(value)
-    for key in ("per_channel", "sr_aware"):
+    for key in ("per_channel", "sr_aware", "float_statistics"):
         if key in fields and not isinstance(fields[key], bool):
             raise SrExportError(f"{key} = {fields[key]!r}{where} must be true or false")
     if "keep_float" in fields:

@@ -53,7 +53,10 @@ def test_the_interpreted_float_graph_matches_onnx_runtime(erfdn_float) -> None:
     assert np.abs(got - want).max() <= 1e-3 * max(1.0, float(np.abs(want).max()))
 
 
-def test_distillation_lowers_the_fake_quant_students_loss(erfdn_float, tmp_path: Path) -> None:
+@pytest.mark.parametrize("loss", [{}, {"loss": "mse"}], ids=["l1", "mse"])
+def test_distillation_lowers_the_fake_quant_students_loss(erfdn_float, tmp_path: Path, loss: dict) -> None:
+    from dataclasses import replace
+
     from sr_export.quantize.calibration_data import CalibrationSet
     from sr_export.quantize.finetune import finetune
     from sr_export.quantize.qdq import artifact_statistics, load_float_proto, plan_float_nodes
@@ -68,8 +71,8 @@ def test_distillation_lowers_the_fake_quant_students_loss(erfdn_float, tmp_path:
     plan = plan_float_nodes(proto, recipe)
     student = quantized_proto(proto, statistics, recipe, exclude=plan.names(),
                               data_range=erfdn_float.metadata.data_range)
-    result = finetune(proto, student, list(calibration), recipe.finetune, erfdn_float.metadata.data_range,
-                      progress=False)
+    result = finetune(proto, student, list(calibration), replace(recipe.finetune, **loss),
+                      erfdn_float.metadata.data_range, progress=False)
     assert result.loss_after < result.loss_before
     assert set(result.scales) and all(step > 0 for step, _zp in result.scales.values())
     changed = [name for name, value in result.weights.items()
@@ -111,5 +114,16 @@ def test_finetune_settings_are_validated_and_round_trip() -> None:
         recipe_from_dict({"finetune": {"step": 5}})
     with pytest.raises(SrExportError, match="finetune.lr"):
         recipe_from_dict({"finetune": {"lr": 2}})
+    with pytest.raises(SrExportError, match="finetune.loss = 'l2'.*l1, mse"):
+        recipe_from_dict({"finetune": {"loss": "l2"}})
+
+
+def test_the_loss_enters_the_cache_key_only_when_it_is_not_the_default() -> None:
+    # Caches written before `loss` existed keep their keys; `loss = "mse"` makes a new one.
+    plain = FinetuneSettings(steps=50)
+    assert "loss" not in plain.to_dict()
+    tuned = recipe_from_dict({"finetune": {"steps": 50, "loss": "mse"}}).finetune
+    assert tuned.to_dict()["loss"] == "mse"
+    assert recipe_from_dict({"finetune": plain.to_dict()}).finetune == plain
 
 
