@@ -222,7 +222,7 @@ def walk_frontier(float_artifact: Artifact, proto: Any, statistics: ActivationSt
 
 def all_integer(recipe: CalibrationRecipe) -> CalibrationRecipe:
     """``recipe``'s calibration with nothing kept in float: where the walk starts."""
-    return replace(recipe, sr_aware=False, keep_float=(), auto_keep_float=0)
+    return replace(recipe, sr_aware=False, float_statistics=False, keep_float=(), auto_keep_float=0)
 
 
 def point_recipe(recipe: CalibrationRecipe, step: FrontierStep, index: int) -> CalibrationRecipe:

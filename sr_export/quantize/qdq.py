@@ -30,10 +30,12 @@ from sr_export.core.io import atomic_path
 from sr_export.core.naming import int8_tail, keep_float_tag
 from sr_export.quantize.cache_key import CalibrationKey, initialiser_hash, onnx_graph_identity
 from sr_export.quantize.calibration_data import CalibrationSet
-from sr_export.quantize.graph import ensure_node_names, sr_float_nodes, unknown_nodes
+from sr_export.quantize.graph import ensure_node_names, sr_float_nodes, statistic_tensors, unknown_nodes
 from sr_export.quantize.qdq_graph import FLAVOURS, quantized_proto
 from sr_export.quantize.recipes import CalibrationRecipe
 from sr_export.quantize.statistics import ActivationStatistics, statistics_for
+
+STATISTIC_REASON = "per-channel statistic (one value per channel)"
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ def plan_float_nodes(proto: Any, recipe: CalibrationRecipe, keep_float: Sequence
         )
     reasons = dict(sr_float_nodes(proto.graph)) if recipe.sr_aware else {}
     tensors: dict[str, str] = {}
+    if recipe.float_statistics:
+        tensors.update({name: STATISTIC_REASON for name in statistic_tensors(proto)})
     for name in requested:
         if name in node_names:
             reasons.setdefault(name, "kept in float on request")

@@ -45,7 +45,8 @@ def finetuned_model(model: LoadedModel, recipe: CalibrationRecipe, calibration: 
     settings = recipe.finetune
     if settings is None:
         raise SrExportError(f"recipe {recipe.name} has no [finetune] table")
-    student_recipe = replace(recipe, sr_aware=sr_aware)
+    # An all-integer file quantises the statistics too; an SR-aware one keeps them (as its converter does).
+    student_recipe = replace(recipe, sr_aware=sr_aware, float_statistics=recipe.float_statistics and sr_aware)
     say(f"fine-tuning the weights for INT8 against FP32 ({settings.steps} steps of {settings.batch}x"
         f"{settings.patch_size}px calibration crops, on the ONNX graph; cached once done)")
     proto = export_onnx(model, ExportOptions(exporter="legacy")).proto

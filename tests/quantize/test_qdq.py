@@ -208,3 +208,29 @@ def test_a_conv_kept_in_float_between_quantised_neighbours_really_runs_in_float(
     assert "/B2/c5/Conv" in kernel_report(artifact.path).float_convs
     assert int8_details(artifact.path)["float_conv_outputs"][-2:] == ["/B2/c5/Conv_output_0",
                                                                       "/upsampler/upsampler.0/Conv_output_0"]
+
+
+def test_float_statistics_keeps_channel_attention_statistics_float_and_nothing_else(
+    erfdn_float, tmp_path: Path, tiny_recipe_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from sr_export.export.onnx import ExportOptions, save_export
+    from sr_export.models.loader import ModelRequest, load_model
+    from sr_export.quantize.graph import statistic_tensors
+
+    # IMDN's contrast-aware channel attention: mean and deviation per channel, two 1x1 convs, a sigmoid.
+    model = load_model(ModelRequest("imdn", scale=2, kwargs={"blocks": 1}))
+    float_artifact = save_export(model, ExportOptions(exporter="legacy", timeout=None), tmp_path)
+    statistics = statistic_tensors(load_float_proto(float_artifact))
+    assert len(statistics) == 6 and all("/cca/" in name for name in statistics)
+    recipe = replace(load_recipe(tiny_recipe_path), float_statistics=True)
+    plain = quantize_onnx(float_artifact, load_recipe(tiny_recipe_path), output=tmp_path / "plain.onnx")
+    kept = quantize_onnx(float_artifact, recipe, output=tmp_path / "kept.onnx")
+    quantized = set(quantized_activations(onnx.load(str(plain.path))))
+    assert quantized & set(statistics), "the plain file quantises the attention statistics"
+    assert set(quantized_activations(onnx.load(str(kept.path)))) == quantized - set(statistics)
+    assert set(int8_details(kept.path)["float_tensors"]) == set(statistics)
+    assert "per-channel statistics in float" in recipe.summary()
+    # A network without channel attention has no such tensor (E-RFDN's attention is spatial).
+    assert statistic_tensors(load_float_proto(erfdn_float)) == []

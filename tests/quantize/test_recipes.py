@@ -43,6 +43,9 @@ def test_values_are_validated() -> None:
         recipe_from_dict({"method": {"percentile": 101}})
     with pytest.raises(SrExportError, match="keep_float must be a list"):
         recipe_from_dict({"precision": {"keep_float": "/Add"}})
+    with pytest.raises(SrExportError, match="float_statistics = 'yes' must be true or false"):
+        recipe_from_dict({"precision": {"float_statistics": "yes"}})
+    assert recipe_from_dict({"precision": {"float_statistics": True}}).float_statistics
     with pytest.raises(SrExportError, match="unknown calibration recipe 'nope'; known: .*default"):
         load_recipe("nope")
 
